@@ -1,0 +1,24 @@
+# One-command entry points. Each target creates .venv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test reproduce clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## run: the paper experiment, latent dims 1 and 2, as one multirun
+run: $(STAMP)
+	$(PY) -m vaelab.train -m experiment=paper model.latent_dim=1,2
+
+## test: the whole test suite
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,127 @@
+"""The LightningModule: training/validation/test steps, per-image metrics and the epoch history.
+
+All logged numbers are per image, in nats (for ``recon=bce``): sums over pixels and latent
+coordinates, averaged over the images of the split, weighted by batch size (torchmetrics'
+``MeanMetric`` over per-image values, reduced across DDP ranks).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics.aggregation import MeanMetric
+
+from vaelab.data import epoch_generator
+from vaelab.loss import KlForm, LossTerms, ReconForm, vae_loss
+from vaelab.model import VAE
+
+TERMS = ("loss", "recon", "kl", "nelbo")
+
+
+def _means(terms: tuple[str, ...]) -> nn.ModuleDict:
+    # float64 sums: the epoch mean does not depend on how images were split into batches or ranks
+    return nn.ModuleDict({t: MeanMetric(nan_strategy="disable").set_dtype(torch.float64) for t in terms})
+
+
+class VAEModule(pl.LightningModule):
+    """Trains :class:`~vaelab.model.VAE` with the report's objective.
+
+    Args:
+        latent_dim, hidden, log_scale_max: passed to :class:`~vaelab.model.VAE`.
+        kl: ``paper`` (eq. 3) or ``analytic`` (exact Gaussian KL) penalty.
+        recon: ``bce`` or ``mse`` reconstruction term.
+        beta: weight of the penalty.
+        lr: Adam learning rate.
+        fused: use the fused Adam kernel (same maths, fewer kernel launches).
+        seed: run seed; with the epoch it fixes the training noise stream.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden: list[int] | tuple[int, ...] = (400,),
+        kl: KlForm = "paper",
+        recon: ReconForm = "bce",
+        beta: float = 1.0,
+        lr: float = 1e-3,
+        fused: bool = True,
+        log_scale_max: float = 10.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.vae = VAE(latent_dim, list(hidden), log_scale_max)
+        self.train_means = _means(("loss",))
+        self.eval_means = _means(TERMS)
+        # one row per finished epoch: {"epoch", "train/loss", "val/loss", ...}; saved in checkpoints
+        self.history: list[dict[str, float]] = []
+        self._noise_gen: torch.Generator | None = None
+
+    # ----------------------------------------------------------------- steps
+    def _terms(self, x: Tensor, noise: Tensor) -> LossTerms:
+        logits, m, log_scale, _ = self.vae(x, noise)
+        hp = self.hparams
+        return vae_loss(logits, x, m, log_scale, kl=hp.kl, recon=hp.recon, beta=hp.beta)
+
+    def on_train_epoch_start(self) -> None:
+        # training noise depends only on (seed, epoch, rank): resumed runs draw the same noise
+        stream = 1000 + self.global_rank
+        self._noise_gen = epoch_generator(self.hparams.seed, self.current_epoch, stream, self.device)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, _ = batch
+        noise = torch.randn(x.shape[0], self.vae.latent_dim, generator=self._noise_gen, device=x.device)
+        terms = self._terms(x, noise)
+        self.train_means["loss"].update(terms.loss.detach())
+        return terms.loss.mean()
+
+    def _eval_step(self, split: str, batch: tuple[Tensor, Tensor]) -> None:
+        x, idx = batch
+        noise = self.trainer.datamodule.eval_noise(split, self.vae.latent_dim)[idx]
+        terms = self._terms(x, noise)
+        for name in TERMS:
+            self.eval_means[name].update(getattr(terms, name))
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    # ------------------------------------------------------------ epoch ends
+    def _compute(self, means: nn.ModuleDict, prefix: str) -> dict[str, float]:
+        out = {f"{prefix}/{k}": float(m.compute()) for k, m in means.items() if m.update_called}
+        for m in means.values():
+            m.reset()
+        return out
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._compute(self.eval_means, "val")
+        if self.trainer.sanity_checking or not metrics:
+            return
+        fitting = self.trainer.state.fn == "fit"
+        if fitting:
+            metrics.update(self._compute(self.train_means, "train"))
+            best = min([row["val/loss"] for row in self.history] + [metrics["val/loss"]])
+            metrics["val/loss_best"] = best
+            self.history.append({"epoch": self.current_epoch + 1, **metrics})
+            if not math.isfinite(metrics["val/loss"]) or not math.isfinite(metrics.get("train/loss", 0.0)):
+                self.trainer.should_stop = True
+        self.log_dict(metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._compute(self.eval_means, "test"))
+
+    # ------------------------------------------------------------- plumbing
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=bool(self.hparams.fused) or None)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vaelab_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("vaelab_history", []))

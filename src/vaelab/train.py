@@ -1,0 +1,167 @@
+"""Training entry point: ``python -m vaelab.train [overrides]`` (console script ``vaelab-train``).
+
+Composes the Hydra config (``conf/train.yaml``), validates it, trains with Lightning, tests the
+best checkpoint and writes ``metrics.json`` in the run dir. Returns the minimal validation loss so
+that Hydra sweepers (Optuna) can optimise it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from vaelab.config import check_overrides, exit_with, validate
+from vaelab.errors import UserError
+from vaelab.provenance import REPO_ROOT
+
+OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(REPO_ROOT), replace=True)
+OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file + rename), so a killed process never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
+    """(minimal validation loss, the epoch it was reached at, 1-based) from the epoch history."""
+    finite = [row for row in history if math.isfinite(row["val/loss"])]
+    if not finite:
+        return math.nan, 0
+    best = min(finite, key=lambda row: row["val/loss"])
+    return best["val/loss"], int(best["epoch"])
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
+    import pytorch_lightning as pl
+    import torch
+
+    from vaelab.provenance import provenance
+
+    start = time.perf_counter()
+    out_dir = Path(cfg.paths.output_dir)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    module = hydra.utils.instantiate(cfg.model, _convert_="all")
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    info = provenance()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    write_json(out_dir / "run_info.json", {"config": resolved, **info})
+    for logger in loggers:
+        logger.log_hyperparams({**resolved, "provenance": info})
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
+    val_min, val_epoch = summarize(module.history)
+    metrics = {
+        "latent_dim": int(cfg.model.latent_dim),
+        "seed": int(cfg.seed),
+        "kl": str(cfg.model.kl),
+        "recon": str(cfg.model.recon),
+        "beta": float(cfg.model.beta),
+        "binarize": str(cfg.data.binarize),
+        "epochs": len(module.history),
+        "val_loss_min": val_min,
+        "val_loss_min_epoch": val_epoch,
+        "test_loss": float(test["test/loss"]),
+        "test_nelbo": float(test["test/nelbo"]),
+        "test_recon": float(test["test/recon"]),
+        "test_kl": float(test["test/kl"]),
+        "best_ckpt": ckpt or None,
+        "wall_time_s": round(time.perf_counter() - start, 3),
+        "git_commit": info["git_commit"],
+        "history": module.history,
+    }
+    if trainer.is_global_zero:
+        write_json(out_dir / "metrics.json", metrics)
+        for logger in loggers:
+            if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
+                logger.experiment.summary.update(
+                    {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics["test_loss"], "test/nelbo": metrics["test_nelbo"]}
+                )
+    return metrics
+
+
+def _finish_wandb(failed: bool) -> None:
+    """Close the W&B run of this job, so the next multirun job gets a run of its own."""
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=1 if failed else 0)
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def run(cfg: DictConfig) -> float | None:
+    """Hydra task: one training job. User errors become one line; in a multirun the job is marked
+    failed in its run dir and the sweep goes on (the sweep summary reports it and exits non-zero)."""
+    out_dir = Path(cfg.paths.output_dir)
+    status = out_dir / "status.json"
+    failed = True
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(status, {"status": "running"})
+        validate(cfg)
+        metrics = train(cfg)
+        failed = False
+        write_json(status, {"status": "completed"})
+        return metrics["val_loss_min"]
+    except UserError as err:
+        _record_failure(status, str(err))
+        if not _is_multirun():
+            _finish_wandb(failed=True)
+            exit_with(err)
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return None
+    except Exception as exc:
+        _record_failure(status, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        if not _is_multirun():
+            raise
+        traceback.print_exc()
+        return None
+    finally:
+        _finish_wandb(failed)
+
+
+def _record_failure(status: Path, message: str, trace: str | None = None) -> None:
+    try:
+        write_json(status, {"status": "failed", "error": message, **({"traceback": trace} if trace else {})})
+    except OSError:
+        pass
+
+
+def main() -> None:
+    """Console entry point: check the command line, then hand over to Hydra."""
+    check_overrides(sys.argv[1:], config_name="train")
+    run()
+
+
+if __name__ == "__main__":
+    main()

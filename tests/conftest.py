@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny MNIST-format idx files, and a helper that runs the real CLI."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("VAELAB_DATA_ROOT", REPO / "data"))
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> None:
+    """Write an idx file (big-endian header: magic, dims; then uint8 items), as MNIST ships them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        f.write(struct.pack(">i", magic))
+        for d in array.shape:
+            f.write(struct.pack(">i", d))
+        f.write(array.astype(np.uint8).tobytes())
+
+
+def make_tiny_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
+    """Write MNIST/raw/ with ``n_train``/``n_test`` synthetic 28x28 digit-like images.
+
+    Each class is a blurred stroke pattern plus noise, so a VAE has structure to learn.
+    """
+    rng = np.random.default_rng(seed)
+    protos = np.zeros((10, 28, 28))
+    for k in range(10):
+        r0, c0 = 4 + (k % 5) * 4, 4 + (k // 5) * 10
+        protos[k, r0 : r0 + 6, c0 : c0 + 12] = 1.0
+        protos[k, 6:22, 13 + (k % 3) - 1] = 0.8
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, 10, n)
+        x = protos[labels] + 0.15 * rng.standard_normal((n, 28, 28))
+        return np.clip(x * 255, 0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+    raw = root / "MNIST" / "raw"
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        x, y = images(n)
+        write_idx(raw / f"{split}-images-idx3-ubyte", x, 2051)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", y, 2049)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with tiny idx files (600 train, 200 test)."""
+    return make_tiny_mnist(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+# overrides that make a training run take a couple of seconds on tiny data
+TINY = ["data.val_size=100", "data.batch_size=50", "data.eval_batch_size=100", "trainer.max_epochs=2", "trainer.accelerator=cpu", "model.hidden=[32]"]
+
+
+def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args...`` like a user would; returns the finished process."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
