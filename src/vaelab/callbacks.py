@@ -31,7 +31,7 @@ class EpochProgress(pl.Callback):
         if not history or history[-1]["epoch"] != trainer.current_epoch + 1:
             return
         row = history[-1]
-        parts = [f"{k}={v:.3f}" for k, v in row.items() if k in ("train/loss", "val/loss", "val/loss_best")]
+        parts = [f"{k}={row[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in row]
         print(
             f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs} {' '.join(parts)} "
             f"({time.perf_counter() - self._start:.1f}s)",
