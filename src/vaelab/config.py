@@ -88,7 +88,8 @@ def _explain(override: str, exc: BaseException) -> str:
     from hydra.errors import MissingConfigException
 
     if isinstance(exc, MissingConfigException) and exc.options:
-        group = exc.config_name.rsplit("/", 1)[0] if exc.config_name else override.split("=", 1)[0]
+        missing = getattr(exc, "missing_cfg_file", None) or override.split("=", 1)[0]
+        group = str(missing).rsplit("/", 1)[0]
         return f"{override}: no such option in group '{group}'; choose one of: {', '.join(sorted(exc.options))}"
     cause = exc.__cause__ or exc
     text = _first_line(cause)

@@ -1,0 +1,90 @@
+"""Config composition, and one clear line for every bad value (through the real CLI)."""
+
+from itertools import product
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import REPO, run_cli
+
+CONF = REPO / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment,trainer,logger", list(product([None, *options("experiment")], options("trainer"), options("logger"))))
+def test_every_combination_composes(experiment, trainer, logger):
+    overrides = [f"trainer={trainer}", f"logger={logger}"] + ([f"experiment={experiment}"] if experiment else [])
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    assert cfg.model._target_ == "vaelab.module.VAEModule"
+    assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
+    OmegaConf.to_container(cfg.model, resolve=True)  # interpolations inside the model resolve
+    if logger == "none":
+        assert not cfg.logger
+    else:
+        assert list(cfg.logger) == [logger]
+    if trainer == "cpu":
+        assert cfg.trainer.accelerator == "cpu"
+
+
+def test_experiment_paper_sets_the_report_setting():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=paper", "model.latent_dim=1"])
+    assert (cfg.model.kl, cfg.model.recon, cfg.model.beta, list(cfg.model.hidden)) == ("paper", "bce", 1.0, [400])
+    assert cfg.model.latent_dim == 1  # the command line wins over the experiment file
+
+
+def test_every_config_key_has_a_comment():
+    """Config holds choices and explains them: each default is preceded by or carries a comment.
+
+    Override files (``# @package _global_``: experiments, debug modes) explain themselves in their
+    header instead.
+    """
+    missing = []
+    for path in CONF.rglob("*.yaml"):
+        lines = path.read_text().splitlines()
+        if lines and lines[0].startswith("# @package _global_"):
+            continue
+        for i, line in enumerate(lines):
+            stripped = line.strip()
+            if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
+                continue
+            key = stripped.split(":", 1)[0]
+            value = stripped.split(":", 1)[1].strip()
+            if key in ("defaults", "_target_") or value == "" or "#" in line:
+                continue  # section headers and targets explain themselves
+            prev = lines[i - 1].strip() if i else ""
+            if not prev.startswith("#") and not (prev and ":" in prev and not prev.split(":", 1)[1].strip()):
+                missing.append(f"{path.relative_to(REPO)}:{i + 1} {key}")
+    assert not missing, "keys without a comment:\n" + "\n".join(missing)
+
+
+BAD = [
+    (["model.latent_dim=0"], "model.latent_dim", "integer >= 1"),
+    (["model.latent_dim=-1"], "model.latent_dim", "integer >= 1"),
+    (["model.latent_dim=two"], "model.latent_dim", "integer >= 1"),
+    (["model=nosuch"], "model", "vae_mlp"),
+    (["data.batch_size=0"], "data.batch_size", "integer >= 1"),
+    (["model.lr=-0.1"], "model.lr", "number > 0"),
+    (["data.root=/nonexistent/mnist"], "data.root", "VAELAB_DATA_ROOT"),
+    (["model.kl=exact"], "model.kl", "paper, analytic"),
+    (["model.latnt_dim=2"], "latnt_dim", "unknown config key"),
+    (["trainer=nosuch"], "trainer", "cpu, default"),
+]
+
+
+@pytest.mark.parametrize("args,key,accepted", BAD, ids=[a[0] for a, _, _ in BAD])
+def test_bad_value_gives_one_clear_line(args, key, accepted, tiny_root: Path, tmp_path: Path):
+    root = [] if any(a.startswith("data.root") for a in args) else [f"data.root={tiny_root}"]
+    proc = run_cli("vaelab.train", *root, *args, "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and key in lines[0] and accepted in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -1,0 +1,77 @@
+"""End to end through the real CLI on tiny data: multirun, W&B offline runs, metrics, resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import wandb_records
+from conftest import TINY, run_cli
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("sweep") / "sw"
+    proc = run_cli("vaelab.train", "-m", "model.latent_dim=1,2", f"data.root={tiny_root}", *TINY, f"hydra.sweep.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_multirun_writes_two_jobs(sweep):
+    out, stdout = sweep
+    jobs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job, dim in zip(jobs, (1, 2)):
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["latent_dim"] == dim and metrics["seed"] == 0 and metrics["kl"] == "paper"
+        assert set(metrics) >= {"val_loss_min", "val_loss_min_epoch", "test_loss", "test_nelbo", "wall_time_s", "git_commit"}
+        losses = [row["val/loss"] for row in metrics["history"]]
+        assert len(losses) == 2 and metrics["val_loss_min"] == min(losses)
+        assert metrics["val_loss_min_epoch"] == 1 + losses.index(min(losses))
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        assert Path(metrics["best_ckpt"]).is_file() and Path(metrics["best_ckpt"]).parent == job / "checkpoints"
+        assert json.loads((job / "status.json").read_text())["status"] == "completed"
+        assert len(list((job / "images").glob("latent_grid_epoch002.png"))) == 1
+        # the sweep summary says where things went
+        assert str(job / "metrics.json") in stdout
+    assert "epoch 2/2" in stdout and "val/loss=" in stdout
+
+
+def test_multirun_gives_two_wandb_runs_in_one_group(sweep):
+    out, _ = sweep
+    runs = []
+    for job in ("0", "1"):
+        run_dirs = list((out / job / "wandb").glob("offline-run-*"))
+        assert len(run_dirs) == 1
+        runs.append(wandb_records.run_file(run_dirs[0]))
+    records = [wandb_records.run_record(f) for f in runs]
+    assert records[0].run_id != records[1].run_id
+    assert records[0].run_group == records[1].run_group == out.name
+    assert [r.display_name for r in records] == ["ld1_s0", "ld2_s0"]
+    for job, f in zip(("0", "1"), runs):
+        history = json.loads((out / job / "metrics.json").read_text())["history"]
+        logged = wandb_records.metric_series(f, "val/loss")
+        assert logged == pytest.approx([row["val/loss"] for row in history], rel=1e-6)
+        config = wandb_records.config(f)
+        assert config["model"]["latent_dim"] == int(job) + 1 and config["provenance"]["versions"]["torch"]
+
+
+def test_resume_continues_from_the_saved_epoch(tiny_root, tmp_path):
+    first = tmp_path / "first"
+    args = [f"data.root={tiny_root}", *TINY, "logger=none"]
+    proc = run_cli("vaelab.train", *args, f"hydra.run.dir={first}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before = json.loads((first / "metrics.json").read_text())["history"]
+    resumed = tmp_path / "resumed"
+    proc = run_cli("vaelab.train", *args, "trainer.max_epochs=3", f"ckpt_path={first}/checkpoints/last.ckpt", f"hydra.run.dir={resumed}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    after = json.loads((resumed / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in after] == [1, 2, 3]
+    assert after[:2] == before  # restored history, not retrained
+    assert "epoch 3/3" in proc.stdout and "epoch 1/3" not in proc.stdout
+
+
+def test_fast_dev_run(tiny_root, tmp_path):
+    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "debug=fast_dev_run", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
