@@ -50,6 +50,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "data.split_seed": (_is_int, "an integer", "data.split_seed=1234"),
     "data.binarize": (lambda v: v in ("none", "dynamic", "static"), "one of none, dynamic, static", "data.binarize=none"),
     "trainer.max_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "trainer.max_epochs=20"),
+    "resume": (lambda v: isinstance(v, bool), "true or false", "resume=true"),
     "threads": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1", "threads=1"),
 }
 

@@ -16,10 +16,15 @@ from torch import Tensor, nn
 from torchmetrics.aggregation import MeanMetric
 
 from vaelab.data import epoch_generator
+from vaelab.errors import UserError
 from vaelab.loss import KlForm, LossTerms, ReconForm, vae_loss
 from vaelab.model import VAE
 
 TERMS = ("loss", "recon", "kl", "nelbo")
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite; the run stops before writing another checkpoint."""
 
 
 def _means(terms: tuple[str, ...]) -> nn.ModuleDict:
@@ -60,6 +65,8 @@ class VAEModule(pl.LightningModule):
         # one row per finished epoch: {"epoch", "train/loss", "val/loss", ...}; saved in checkpoints
         self.history: list[dict[str, float]] = []
         self._noise_gen: torch.Generator | None = None
+        # first optimizer step whose loss was not finite (-1: none); checked without a per-step sync
+        self.register_buffer("_nonfinite_step", torch.tensor(-1, dtype=torch.long), persistent=False)
 
     # ----------------------------------------------------------------- steps
     def _terms(self, x: Tensor, noise: Tensor) -> LossTerms:
@@ -77,7 +84,27 @@ class VAEModule(pl.LightningModule):
         noise = torch.randn(x.shape[0], self.vae.latent_dim, generator=self._noise_gen, device=x.device)
         terms = self._terms(x, noise)
         self.train_means["loss"].update(terms.loss.detach())
-        return terms.loss.mean()
+        loss = terms.loss.mean()
+        fresh = (self._nonfinite_step < 0) & ~torch.isfinite(loss.detach())
+        self._nonfinite_step = torch.where(fresh, self.global_step, self._nonfinite_step)
+        return loss
+
+    def _stop_if_diverged(self) -> None:
+        """Raise before validation or checkpointing when a step's loss was NaN/inf (one sync per epoch)."""
+        step = int(self._nonfinite_step)
+        if step >= 0:
+            ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+            raise TrainingDiverged(
+                f"training diverged: the loss was not finite at step {step} (epoch {self.current_epoch + 1}); stopped without "
+                f"saving the diverged weights. Last good checkpoint: {ckpt}. Lower model.lr or check the data"
+            )
+
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self._stop_if_diverged()
+
+    def on_train_epoch_end(self) -> None:
+        self._stop_if_diverged()
 
     def _eval_step(self, split: str, batch: tuple[Tensor, Tensor]) -> None:
         x, idx = batch

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from vaelab.config import check_overrides, exit_with, validate
 from vaelab.errors import UserError
 from vaelab.provenance import REPO_ROOT
+from vaelab.wandb_run import finish
 
 OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(REPO_ROOT), replace=True)
 OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
@@ -43,11 +44,33 @@ def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
     return best["val/loss"], int(best["epoch"])
 
 
+def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path``, or with ``resume=true`` this run dir's last.ckpt."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    if cfg.get("resume"):
+        last = out_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise UserError(f"resume=true but {last} does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)")
+        return str(last)
+    return None
+
+
+def instantiate_logger(node: DictConfig, out_dir: Path, ckpt_path: str | None) -> Any:
+    """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir."""
+    if str(node.get("_target_", "")).endswith("WandbLogger"):
+        from vaelab import wandb_run
+
+        return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir, ckpt_path))
+    return hydra.utils.instantiate(node)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
     import pytorch_lightning as pl
     import torch
 
+    from vaelab.checkpoint import AtomicCheckpointIO, check_checkpoint
     from vaelab.provenance import provenance
 
     start = time.perf_counter()
@@ -56,11 +79,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
+    ckpt_path = resume_checkpoint(cfg, out_dir)
+    if ckpt_path:
+        check_checkpoint(ckpt_path, cfg.model.latent_dim, list(cfg.model.hidden))
+
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    loggers = [instantiate_logger(c, out_dir, ckpt_path) for c in (cfg.get("logger") or {}).values()]
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
 
     info = provenance()
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -68,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams({**resolved, "provenance": info})
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
@@ -102,15 +131,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def _finish_wandb(failed: bool) -> None:
-    """Close the W&B run of this job, so the next multirun job gets a run of its own."""
-    if "wandb" in sys.modules:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish(exit_code=1 if failed else 0)
-
-
 def _is_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -134,26 +154,45 @@ def run(cfg: DictConfig) -> float | None:
         write_json(status, {"status": "completed"})
         return metrics["val_loss_min"]
     except UserError as err:
-        _record_failure(status, str(err))
+        _record_failure(cfg, status, str(err))
         if not _is_multirun():
-            _finish_wandb(failed=True)
+            finish(failed=True)
             exit_with(err)
         print(f"error: {err}", file=sys.stderr, flush=True)
         return None
     except Exception as exc:
-        _record_failure(status, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        _record_failure(cfg, status, f"{type(exc).__name__}: {exc}", traceback.format_exc())
         if not _is_multirun():
             raise
         traceback.print_exc()
         return None
     finally:
-        _finish_wandb(failed)
+        finish(failed)
 
 
-def _record_failure(status: Path, message: str, trace: str | None = None) -> None:
+def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | None = None) -> None:
+    """Mark the job failed in its run dir and, for a W&B logger, in W&B (a run of its own when the
+    job failed before its run started)."""
     try:
         write_json(status, {"status": "failed", "error": message, **({"traceback": trace} if trace else {})})
     except OSError:
+        pass
+    node = OmegaConf.select(cfg, "logger.wandb")
+    run_open = "wandb" in sys.modules and sys.modules["wandb"].run is not None
+    if node is None or not (run_open or _is_multirun()):
+        return  # a single run that failed before W&B started: the error line says it all
+    try:
+        import wandb
+
+        from vaelab import wandb_run
+
+        if wandb.run is None:
+            wandb.init(
+                project=str(node.project), group=str(node.group), name=str(node.name), job_type=str(node.job_type),
+                dir=str(node.save_dir), mode=wandb_run.resolve_mode(str(node.mode)), config={"error": message},
+            )
+        wandb.run.summary["error"] = message
+    except Exception:  # recording a failure must not hide the failure itself
         pass
 
 
