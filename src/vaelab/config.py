@@ -100,12 +100,32 @@ def _explain(override: str, exc: BaseException) -> str:
     return f"{override}: {text}"
 
 
+def check_output_dir(path: str | Path, key: str) -> None:
+    """Exit with one line when ``path`` cannot be created or written (checked before Hydra makes it).
+
+    Creates the parent folders (harmless: Hydra would) and writes a probe file in the parent.
+    """
+    import tempfile
+
+    p = Path(path).expanduser().absolute()
+    blocker = next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        _exit(f"{key}={p} cannot be created: {blocker} is a file, not a folder; choose another {key}")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p.parent):
+            pass
+    except OSError as exc:
+        _exit(f"{key}={p} cannot be written ({exc.strerror or exc}: {exc.filename or p.parent}); choose a writable {key}")
+
+
 def check_overrides(args: Sequence[str], config_name: str) -> None:
     """Compose ``config_name`` with the command-line overrides and exit with one line on failure.
 
-    Sweep overrides (``a=1,2``) are checked one value at a time. Command lines with Hydra flags
-    other than ``-m/--multirun`` are left to Hydra itself.
+    Sweep overrides (``a=1,2``) are checked one value at a time, and the run (or sweep) output dir
+    must be writable. Command lines with Hydra flags other than ``-m/--multirun`` are left to Hydra.
     """
+    multirun = any(a in ("-m", "--multirun") for a in args)
     overrides = [a for a in args if a not in ("-m", "--multirun")]
     if any(a.startswith("-") for a in overrides):
         return
@@ -131,12 +151,20 @@ def check_overrides(args: Sequence[str], config_name: str) -> None:
         for v in values[1:]:
             candidates.append(plain[:i] + [v] + plain[i + 1 :])
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for cand in candidates:
+        for i, cand in enumerate(candidates):
             try:
-                compose(config_name=config_name, overrides=cand, return_hydra_config=True)
+                cfg = compose(config_name=config_name, overrides=cand, return_hydra_config=True)
             except Exception as exc:
                 culprit = next((o for o in cand if o.split("=", 1)[0].lstrip("+~") in str(exc)), " ".join(cand))
                 _exit(_explain(culprit, exc))
+            if i == 0:
+                key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+                try:
+                    out = OmegaConf.select(cfg, key)
+                except Exception:
+                    out = None  # depends on something only known at run time; Hydra will say
+                if out:
+                    check_output_dir(out, key)
 
 
 def _exit(message: str, code: int = 2) -> None:

@@ -1,0 +1,88 @@
+"""Same seed, same numbers; a run killed mid-training and resumed ends exactly where an
+uninterrupted run ends (CPU)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import wandb_records
+from conftest import REPO, TINY, run_cli
+
+RESULT_KEYS = ("val_loss_min", "val_loss_min_epoch", "test_loss", "test_nelbo", "test_recon", "test_kl", "history", "epochs")
+
+
+def result(run: Path) -> dict:
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {k: metrics[k] for k in RESULT_KEYS}
+
+
+def test_same_seed_gives_bit_identical_numbers(tiny_root, tmp_path):
+    args = [f"data.root={tiny_root}", *TINY, "trainer.max_epochs=3", "logger=none", "seed=7"]
+    for name in ("a", "b"):
+        proc = run_cli("vaelab.train", *args, f"hydra.run.dir={tmp_path / name}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    a, b = result(tmp_path / "a"), result(tmp_path / "b")
+    assert a == b  # exact float equality, through JSON's round-trip float repr
+    proc = run_cli("vaelab.train", *[x for x in args if x != "seed=7"], "seed=8", f"hydra.run.dir={tmp_path / 'c'}")
+    assert proc.returncode == 0
+    assert result(tmp_path / "c")["history"] != a["history"]  # and the seed matters
+
+
+def test_run_info_records_provenance(tiny_root, tmp_path):
+    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert set(info["versions"]) >= {"torch", "pytorch-lightning", "hydra-core", "wandb"}
+    assert all(info["versions"][k] for k in ("torch", "pytorch-lightning", "hydra-core", "wandb"))
+    assert info["config"]["model"]["latent_dim"] == 2 and "git_dirty" in info and "git_commit" in info
+
+
+def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
+    epochs = 25
+    args = [f"data.root={tiny_root}", *TINY, f"trainer.max_epochs={epochs}", "callbacks.images.every_n_epochs=0", "seed=3"]
+    whole = tmp_path / "whole"
+    proc = run_cli("vaelab.train", *args, "logger=none", f"hydra.run.dir={whole}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={killed}"], cwd=REPO, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 180
+    while not last.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into a later epoch
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert last.exists(), "the run never wrote a checkpoint"
+    status = json.loads((killed / "status.json").read_text())
+    assert status["status"] == "running" and not (killed / "metrics.json").exists(), "killed too late: the run had finished"
+    import torch
+
+    saved_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
+    assert saved_epoch < epochs - 1
+
+    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={killed}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"epoch {saved_epoch + 2}/{epochs}" in proc.stdout and "epoch 1/" not in proc.stdout
+    assert result(killed) == result(whole)
+    # the resumed process continued the same W&B run
+    # (the killed process's run file may be cut short, so its id is read from the folder name)
+    run_dirs = sorted((killed / "wandb").glob("offline-run-*"))
+    assert len(run_dirs) == 2
+    rid = (killed / "wandb_run_id").read_text().strip()
+    assert [d.name.rsplit("-", 1)[1] for d in run_dirs] == [rid, rid]
+    assert wandb_records.run_record(wandb_records.run_file(run_dirs[1])).run_id == rid
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tiny_root, tmp_path):
+    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", "resume=true", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: resume=true but {tmp_path}/checkpoints/last.ckpt does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)"]
