@@ -74,6 +74,11 @@ def validate(cfg: DictConfig) -> None:
             f"data.root={root} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ "
             "(e.g. VAELAB_DATA_ROOT=../shared/data), or create it to let vaelab download MNIST there"
         )
+    raw = root / "MNIST" / "raw"
+    from vaelab.mnist_files import MNIST_FILES, check_mnist_raw
+
+    if all((raw / name).is_file() for name in MNIST_FILES):
+        check_mnist_raw(raw)  # fail on a bad file now, before the heavy start-up
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
         raise UserError(f"ckpt_path={ckpt} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from vaelab.config import check_overrides, exit_with, validate
 from vaelab.errors import UserError
 from vaelab.provenance import REPO_ROOT
 from vaelab.wandb_run import finish
+
+# Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(REPO_ROOT), replace=True)
 OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
