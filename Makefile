@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m vaelab.train -m experiment=paper model.latent_dim=1,2
 
-## test: the whole test suite
+## test: the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 clean-venv:
 	rm -rf $(VENV)
