@@ -103,25 +103,31 @@ def test_cli_writes_eval_json_matching_training_metrics(trained_run: Path, tiny_
     assert any(b"test/iw_nll" in r and value in r and b"evaluate" in r for r in records)
 
 
-def test_cli_seeded_and_data_override(trained_run: Path, tiny_root: Path, tmp_path: Path) -> None:
+def test_seeded_and_data_override(trained_run: Path, tiny_root: Path) -> None:
+    """In process (no CLI start-up cost): same seed, same estimate; data.* overrides beat the run's."""
+    from hydra import compose, initialize_config_dir
+
+    from vaelab.config import CONF_DIR
+    from vaelab.evaluate import evaluate
+
     ckpt = json.loads((trained_run / "metrics.json").read_text())["best_ckpt"]
-    outs = []
-    for name, extra in (("a", []), ("b", []), ("c", ["data.binarize=none"])):
-        out = tmp_path / f"{name}.json"
-        proc = run_cli("vaelab.evaluate", f"ckpt_path={ckpt}", f"data.root={tiny_root}", "k=16", f"out={out}", "wandb.enabled=false", *extra)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        outs.append(json.loads(out.read_text()))
-    assert outs[0]["test_iw_nll"] == outs[1]["test_iw_nll"]
-    assert outs[2]["binarize"] == "none" and outs[2]["test_loss"] != outs[0]["test_loss"]
+    results = []
+    for extra in ([], [], ["data.binarize=none"], ["seed=1"]):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("evaluate", overrides=[f"ckpt_path={ckpt}", f"data.root={tiny_root}", "k=16", "device=cpu", *extra])
+        results.append(evaluate(cfg, explicit={o.split("=")[0] for o in extra}))
+    assert results[0]["test_iw_nll"] == results[1]["test_iw_nll"]
+    assert results[3]["test_iw_nll"] != results[0]["test_iw_nll"]
+    assert results[0]["binarize"] == "static"
+    assert results[2]["binarize"] == "none" and results[2]["test_loss"] != results[0]["test_loss"]
 
 
-@pytest.mark.parametrize("kind", ["missing", "not_a_checkpoint", "no_path"])
+@pytest.mark.parametrize("kind", ["missing", "not_a_checkpoint"])
 def test_cli_bad_checkpoint_is_one_line_error(kind: str, tmp_path: Path, tiny_root: Path) -> None:
     bad = tmp_path / "model.ckpt"
     if kind == "not_a_checkpoint":
         bad.write_text("not a checkpoint\n")
-    args = [] if kind == "no_path" else [f"ckpt_path={bad}"]
-    proc = run_cli("vaelab.evaluate", *args, f"data.root={tiny_root}")
+    proc = run_cli("vaelab.evaluate", f"ckpt_path={bad}", f"data.root={tiny_root}")
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ckpt_path"), proc.stderr

@@ -66,6 +66,12 @@ def apply_run_data(cfg: DictConfig, run_dir: Path, explicit: set[str]) -> None:
 
 def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path``; returns the dict written to eval.json."""
+    from vaelab.runs import check_checkpoint, load_module, run_dir_of
+
+    start = time.perf_counter()
+    _check(cfg)
+    ckpt = check_checkpoint(cfg.ckpt_path)  # before the heavy imports: a bad path fails fast
+
     import torch
     from tqdm import tqdm
 
@@ -73,11 +79,7 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
     from vaelab.likelihood import importance_weighted
     from vaelab.loss import vae_loss
     from vaelab.provenance import provenance
-    from vaelab.runs import check_checkpoint, load_module, run_dir_of
 
-    start = time.perf_counter()
-    _check(cfg)
-    ckpt = check_checkpoint(cfg.ckpt_path)
     run_dir = run_dir_of(ckpt)
     if cfg.data_from_run:
         apply_run_data(cfg, run_dir, explicit or set())
