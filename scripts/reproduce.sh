@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Reproduce the derivation report's table: "the minimal loss of the validation set is ___ and ___
+# for hidden dimension 1 and 2", with evaluation, figures and provenance.
+#
+#   1. one Hydra multirun of experiment=paper over model.latent_dim=1,2 x seed=0,1,2   -> $OUT/paper
+#   2. the same with model.kl=analytic (the exact KL instead of eq. 3)                   -> $OUT/analytic
+#   3. vaelab.evaluate on every best checkpoint: test loss, −ELBO and IW NLL with k=$K  -> <job>/eval.json
+#   4. vaelab.report on both sweeps                                                     -> $RESULTS
+#
+# All training runs of one reproduction share the W&B group reproduce_<time> and are tagged with
+# their kl form (kl-paper / kl-analytic); the report logs to a run of its own in that group.
+# W&B is offline unless WANDB_MODE says otherwise; upload later with `wandb sync <dir>/wandb/offline-run-*`.
+#
+# Usage:  VAELAB_DATA_ROOT=/path/with/MNIST/raw scripts/reproduce.sh [--quick]     (or: make reproduce)
+#
+#   --quick   a smoke test of the whole pipeline in about a minute: 1 seed, 2 epochs, a small
+#             network, k=16, results into $OUT/results (the committed results/ is not touched).
+#             Works on tiny data too (data.val_size=100), e.g. the test suite's synthetic idx files.
+#
+# Environment (all optional):
+#   VAELAB_DATA_ROOT        folder holding MNIST/raw/ (default: <repo>/data, downloaded if missing)
+#   PYTHON                  interpreter (default: .venv/bin/python when present, else python3)
+#   VAELAB_IW_K             importance samples per test image (default 100: the evaluation of all 12
+#                           checkpoints then takes about 2 minutes on 2 CPU cores; k=1000 would take ~20)
+#   VAELAB_SEEDS            seeds (default 0,1,2)
+#   VAELAB_REPRODUCE_DIR    where the sweeps go (default outputs/reproduce/<UTC time>)
+#   VAELAB_RESULTS_DIR      where the report goes (default results; with --quick: $OUT/results)
+#   VAELAB_EXTRA_OVERRIDES  extra Hydra overrides for every training job (space separated), e.g.
+#                           "trainer=gpu" or "hydra/launcher=joblib hydra.launcher.n_jobs=2 threads=1"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument $arg (only --quick is accepted)" >&2; exit 2 ;;
+  esac
+done
+
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+STAMP=$(date -u +%Y-%m-%d_%H-%M-%S)
+OUT=${VAELAB_REPRODUCE_DIR:-outputs/reproduce/$STAMP}
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
+SEEDS=${VAELAB_SEEDS:-0,1,2}
+K=${VAELAB_IW_K:-100}
+RESULTS=${VAELAB_RESULTS_DIR:-results}
+read -r -a EXTRA <<< "${VAELAB_EXTRA_OVERRIDES:-}"
+if [[ $QUICK == 1 ]]; then
+  SEEDS=${VAELAB_SEEDS:-0}
+  K=${VAELAB_IW_K:-16}
+  RESULTS=${VAELAB_RESULTS_DIR:-$OUT/results}
+  EXTRA=(trainer.max_epochs=2 data.val_size=100 data.batch_size=50 data.eval_batch_size=100 "model.hidden=[32]" "${EXTRA[@]}")
+fi
+GROUP="reproduce_$STAMP"
+START=$SECONDS
+log() { printf '\n== [%s, %dm%02ds] %s\n' "$(date -u +%H:%M:%S)" $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)) "$*"; }
+
+log "reproduction into $OUT (seeds $SEEDS, IW k=$K, python $PYTHON${EXTRA[*]:+, extra: ${EXTRA[*]}})"
+failed=0
+for kl in paper analytic; do
+  log "training: experiment=paper model.kl=$kl, latent dims 1,2 x seeds $SEEDS -> $OUT/$kl"
+  WANDB=("logger.wandb.group=$GROUP" "tags=[reproduce,kl-$kl]")
+  if [[ " ${EXTRA[*]} " == *" logger="* ]]; then WANDB=(); fi
+  "$PYTHON" -m vaelab.train -m experiment=paper "model.kl=$kl" model.latent_dim=1,2 "seed=$SEEDS" \
+    "hydra.sweep.dir=$OUT/$kl" "${WANDB[@]}" "${EXTRA[@]}" || { failed=1; echo "warning: some $kl jobs failed; the report lists them as missing" >&2; }
+done
+
+log "evaluating every best checkpoint on the test set (k=$K)"
+CKPTS=$("$PYTHON" - "$OUT/paper" "$OUT/analytic" <<'PY'
+import json, sys
+from pathlib import Path
+paths = []
+for sweep in sys.argv[1:]:
+    for m in sorted(Path(sweep).glob("*/metrics.json")):
+        ckpt = json.loads(m.read_text()).get("best_ckpt")
+        if ckpt and Path(ckpt).is_file():
+            paths.append("'" + str(Path(ckpt).resolve()) + "'")
+print(",".join(paths))
+PY
+)
+if [[ -n "$CKPTS" ]]; then
+  "$PYTHON" -m vaelab.evaluate -m "ckpt_path=$CKPTS" "k=$K" "hydra.sweep.dir=$OUT/evaluate" || failed=1
+else
+  echo "warning: no checkpoint to evaluate" >&2; failed=1
+fi
+
+log "report -> $RESULTS"
+"$PYTHON" -m vaelab.report "$OUT/paper" "$OUT/analytic" --out "$RESULTS" --wandb-dir "$OUT/report" \
+  --command "scripts/reproduce.sh $* (VAELAB_IW_K=$K VAELAB_SEEDS=$SEEDS${EXTRA[*]:+ VAELAB_EXTRA_OVERRIDES='${EXTRA[*]}'})" || failed=1
+
+log "done in $((SECONDS - START)) s: sweeps in $OUT, report in $RESULTS"
+if [[ $failed == 1 ]]; then echo "error: some jobs failed or were not evaluated (see the 'seeds' column of $RESULTS/val_loss.md)" >&2; exit 1; fi
