@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test reproduce clean-venv
+.PHONY: run test reproduce reproduce-literature clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,15 @@ $(STAMP): pyproject.toml
 ## run: the paper experiment, latent dims 1 and 2, as one multirun
 run: $(STAMP)
 	$(PY) -m vaelab.train -m experiment=paper model.latent_dim=1,2
+
+## reproduce: the report's table from nothing: 12 training runs, evaluation, results/ (scripts/reproduce.sh;
+##            set VAELAB_DATA_ROOT to the folder holding MNIST/raw/)
+reproduce: $(STAMP)
+	PYTHON=$(PY) scripts/reproduce.sh
+
+## reproduce-literature: the Gaussian-VAE protocol of Davidson et al. 2018 (binarised MNIST, d=2 and 5, IW NLL k=500)
+reproduce-literature: $(STAMP)
+	PYTHON=$(PY) scripts/reproduce_literature.sh
 
 ## test: the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
 test: $(STAMP)

@@ -107,7 +107,7 @@ def latent_line(vae: torch.nn.Module, x: Tensor, labels: Tensor, title: str = ""
     centres = (edges[:-1] + edges[1:]) / 2
     cmap = colormaps[DIGIT_COLORS]
     fig = Figure(figsize=(12, 5.2), layout="constrained")
-    ax_density, ax_strip = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    ax_density, ax_strip = fig.subplots(2, 1, sharex=True, height_ratios=[6, 1])
     for digit in range(10):
         values = m[y == digit]
         if len(values):
