@@ -63,7 +63,7 @@ def loss_curves(curves: Sequence[Curve], title: str = "validation loss") -> Figu
             if np.isfinite(y).any():
                 i = int(np.nanargmin(y))
                 ax.plot(c.epochs[i], y[i], "o", color=line.get_color(), ms=4)
-        ax.set(title=f"latent dim {d}", xlabel="epoch", ylabel="val loss (nats per image)")
+        ax.set(title=f"latent dim {d}", xlabel="epoch", ylabel="loss (nats per image)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title)
