@@ -1,0 +1,43 @@
+"""scripts/reproduce.sh --quick end to end on tiny data: train both sweeps, evaluate, report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_reproduce_quick(tiny_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "repro"
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "VAELAB_DATA_ROOT": str(tiny_root),
+        "VAELAB_REPRODUCE_DIR": str(out),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+    }
+    proc = subprocess.run([str(REPO / "scripts" / "reproduce.sh"), "--quick"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # progress: which job, epoch, val/loss
+    assert "[ld=1 seed=0 kl=paper] epoch 2/2" in proc.stdout and "[ld=2 seed=0 kl=analytic] epoch 2/2" in proc.stdout
+    for kl in ("paper", "analytic"):
+        for job in ("0", "1"):
+            metrics = json.loads((out / kl / job / "metrics.json").read_text())
+            evaluation = json.loads((out / kl / job / "eval.json").read_text())
+            assert metrics["kl"] == kl and evaluation["k"] == 16
+            assert evaluation["test_loss"] == metrics["test_loss"] or abs(evaluation["test_loss"] - metrics["test_loss"]) < 1e-3
+            run_info = json.loads((out / kl / job / "run_info.json").read_text())
+            wandb_cfg = run_info["config"]["logger"]["wandb"]
+            assert wandb_cfg["group"].startswith("reproduce_") and f"kl-{kl}" in wandb_cfg["tags"]
+    with (out / "results" / "val_loss.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["kl"], r["latent_dim"]) for r in rows] == [("paper", "1"), ("paper", "2"), ("analytic", "1"), ("analytic", "2")]
+    assert all(r["n_seeds"] == "1" and r["iw_k"] == "16" for r in rows)
+    assert len(list((out / "results").glob("*.png"))) == 6
+    assert list((out / "report" / "wandb").glob("offline-run-*"))
