@@ -58,6 +58,8 @@ def apply_run_data(cfg: DictConfig, run_dir: Path, explicit: set[str]) -> None:
     from vaelab.runs import RUN_DATA_KEYS, run_data_settings
 
     settings = run_data_settings(run_dir)
+    if not settings:
+        print(f"warning: {run_dir}/run_info.json is missing or has no data settings; using data.* as configured", file=sys.stderr, flush=True)
     with open_dict(cfg):
         for key in RUN_DATA_KEYS:
             if key in settings and f"data.{key}" not in explicit:

@@ -311,7 +311,7 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
     import torch
 
     from vaelab import figures
-    from vaelab.runs import best_checkpoint, datamodule_for_run, load_module
+    from vaelab.runs import best_checkpoint, datamodule_for_run, load_module, run_data_settings
 
     written: dict[str, Path] = {}
 
@@ -333,8 +333,6 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
     for (kl, dim), job in sorted(best.items(), key=lambda kv: (kv[0][1], KL_ORDER.get(kv[0][0], 9))):
         try:
             module = load_module(best_checkpoint(job.dir))
-            from vaelab.runs import run_data_settings
-
             settings = run_data_settings(job.dir)
             key = (data_root or settings.get("root"), settings.get("binarize"), settings.get("val_size"), settings.get("split_seed"))
             if key not in data_cache:
