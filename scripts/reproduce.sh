@@ -90,7 +90,7 @@ fi
 
 log "report -> $RESULTS"
 "$PYTHON" -m vaelab.report "$OUT/paper" "$OUT/analytic" --out "$RESULTS" --wandb-dir "$OUT/report" \
-  --command "scripts/reproduce.sh $* (VAELAB_IW_K=$K VAELAB_SEEDS=$SEEDS${EXTRA[*]:+ VAELAB_EXTRA_OVERRIDES='${EXTRA[*]}'})" || failed=1
+  --command "scripts/reproduce.sh${*:+ $*} (VAELAB_IW_K=$K VAELAB_SEEDS=$SEEDS${EXTRA[*]:+ VAELAB_EXTRA_OVERRIDES='${EXTRA[*]}'})" || failed=1
 
 log "done in $((SECONDS - START)) s: sweeps in $OUT, report in $RESULTS"
 if [[ $failed == 1 ]]; then echo "error: some jobs failed or were not evaluated (see the 'seeds' column of $RESULTS/val_loss.md)" >&2; exit 1; fi

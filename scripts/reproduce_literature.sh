@@ -67,6 +67,6 @@ fi
 
 log "report -> $RESULTS"
 "$PYTHON" -m vaelab.report "$OUT/sweep" --out "$RESULTS" --wandb-dir "$OUT/report" \
-  --command "scripts/reproduce_literature.sh $* (VAELAB_IW_K=$K VAELAB_SEEDS=$SEEDS)" || failed=1
+  --command "scripts/reproduce_literature.sh${*:+ $*} (VAELAB_IW_K=$K VAELAB_SEEDS=$SEEDS)" || failed=1
 log "done in $((SECONDS - START)) s"
 if [[ $failed == 1 ]]; then echo "error: some jobs failed or were not evaluated (see $RESULTS/val_loss.md)" >&2; exit 1; fi
