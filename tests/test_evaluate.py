@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import wandb_records
 from conftest import TINY, run_cli
 from vaelab.likelihood import bernoulli_log_likelihood, gaussian_log_prob, grid_log_likelihood, importance_weighted
 from vaelab.loss import analytic_kl
@@ -95,12 +96,15 @@ def test_cli_writes_eval_json_matching_training_metrics(trained_run: Path, tiny_
     assert result["test_iw_nll"] < result["test_nelbo_k"]
     assert f"iw_nll={result['test_iw_nll']:.3f}" in proc.stdout
     assert "IW NLL k=64" in proc.stderr  # the progress bar
-    # an evaluation run in the training run's W&B group
-    # (offline runs keep their summary in the binary .wandb record log, values as JSON text)
-    records = [p.read_bytes() for p in (trained_run / "wandb").glob("offline-run-*/run-*.wandb")]
-    assert len(records) == 2  # the training run and the evaluation run
-    value = json.dumps(result["test_iw_nll"]).encode()
-    assert any(b"test/iw_nll" in r and value in r and b"evaluate" in r for r in records)
+    # an evaluation run in the training run's W&B group, its summary holding min val loss and IW NLL
+    runs = [wandb_records.run_file(p) for p in (trained_run / "wandb").glob("offline-run-*")]
+    evals = [r for r in runs if wandb_records.run_record(r).job_type == "evaluate"]
+    trains = [r for r in runs if wandb_records.run_record(r).job_type == "train"]
+    assert len(evals) == 1 and len(trains) == 1
+    assert wandb_records.run_record(evals[0]).run_group == wandb_records.run_record(trains[0]).run_group
+    summary = wandb_records.summary(evals[0])
+    assert summary["test/iw_nll"] == pytest.approx(result["test_iw_nll"])
+    assert summary["val/loss_best"] == pytest.approx(metrics["val_loss_min"])
 
 
 def test_seeded_and_data_override(trained_run: Path, tiny_root: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import wandb_records
 from conftest import run_cli
 
 # (kl, latent_dim, seed) -> min val loss; the paper sweep has job 4 (d=2, seed 1) failed and the
@@ -150,10 +151,16 @@ def test_figures_are_valid_pngs(report) -> None:
 
 
 def test_wandb_report_run(report, fake_sweeps: list[Path]) -> None:
-    runs = list((fake_sweeps[0].parent / "report" / "wandb").glob("offline-run-*/run-*.wandb"))
+    runs = [wandb_records.run_file(p) for p in (fake_sweeps[0].parent / "report" / "wandb").glob("offline-run-*")]
     assert len(runs) == 1
-    data = runs[0].read_bytes()
-    assert b"reproduce_fake" in data and b"report" in data and b"val_loss_table" in data
+    record = wandb_records.run_record(runs[0])
+    assert record.run_group == "reproduce_fake" and record.job_type == "report"
+    logged = {k: v for row in wandb_records.history(runs[0]) for k, v in row.items()}
+    assert logged["val_loss_table/_type"] == "table-file" and logged["val_loss_table/nrows"] == 4
+    assert logged["figures/val_loss_curves/_type"] == "image-file" and logged["figures/reconstructions/_type"] == "image-file"
+    summary = wandb_records.summary(runs[0])
+    p1 = [VAL_MIN[("paper", 1, s)] for s in (0, 1, 2)]
+    assert summary["val_loss_min/paper_d1"] == pytest.approx(statistics.fmean(p1))
 
 
 def test_no_jobs_is_a_one_line_error(tmp_path: Path) -> None:

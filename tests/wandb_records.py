@@ -85,3 +85,13 @@ def config(path: Path) -> dict[str, object]:
             for item in rec.config.update:
                 out[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return out
+
+
+def summary(path: Path) -> dict[str, object]:
+    """The run's summary as logged (later updates override earlier ones)."""
+    out: dict[str, object] = {}
+    for rec in records(path):
+        if rec.WhichOneof("record_type") == "summary":
+            for item in rec.summary.update:
+                out[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return out

@@ -48,8 +48,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             ) from None
 
 
-def check_checkpoint(path: str | Path, latent_dim: int, hidden: list[int] | None = None) -> dict[str, Any]:
-    """Load ``path`` on the CPU and check it is a vaelab checkpoint for this model shape.
+def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None) -> dict[str, Any]:
+    """Load ``path`` on the CPU and check it is a vaelab checkpoint for this model shape
+    (``latent_dim``/``hidden`` None: of any shape).
 
     Returns its hyper-parameters. Raises :class:`UserError` with one line when the file is missing,
     is not a (complete) checkpoint, or was trained with another latent dimension.
@@ -64,7 +65,7 @@ def check_checkpoint(path: str | Path, latent_dim: int, hidden: list[int] | None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise UserError(f"ckpt_path={path} is not a vaelab/Lightning checkpoint (no state_dict or hyper_parameters)")
     hp = ckpt["hyper_parameters"]
-    if int(hp.get("latent_dim", -1)) != int(latent_dim):
+    if latent_dim is not None and int(hp.get("latent_dim", -1)) != int(latent_dim):
         raise UserError(
             f"ckpt_path={path} was trained with model.latent_dim={hp.get('latent_dim')}, but this run has model.latent_dim={latent_dim}: "
             f"set model.latent_dim={hp.get('latent_dim')} or pick a checkpoint of the same latent dim"

@@ -150,6 +150,8 @@ def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:
         return
     import wandb
 
+    from vaelab.wandb_run import resolve_mode
+
     metrics = read_json(run_dir / "metrics.json")
     split = result["split"]
     run = wandb.init(
@@ -159,7 +161,7 @@ def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:
         tags=list(train_wandb.get("tags") or []),
         job_type="evaluate",
         dir=str(run_dir),
-        mode=cfg.wandb.mode,
+        mode=resolve_mode(str(cfg.wandb.mode)),
         config={"evaluate": OmegaConf.to_container(cfg, resolve=True), "train_run_dir": str(run_dir)},
         reinit="finish_previous",
     )

@@ -361,6 +361,8 @@ def log_wandb(jobs: Sequence[Job], rows: Sequence[dict[str, Any]], pngs: dict[st
     """The table (a W&B Table) and figures in a run of job type ``report`` in the sweeps' group."""
     import wandb
 
+    from vaelab.wandb_run import resolve_mode
+
     groups = [((read_json(j.dir / "run_info.json").get("config") or {}).get("logger") or {}).get("wandb", {}) for j in jobs]
     wb = next((g for g in groups if g), {})
     group = wb.get("group") or jobs[0].sweep.name
@@ -372,7 +374,7 @@ def log_wandb(jobs: Sequence[Job], rows: Sequence[dict[str, Any]], pngs: dict[st
         name=f"report_{group}",
         tags=["report"],
         dir=str(wandb_dir),
-        mode=mode,
+        mode=resolve_mode(mode),
         config={"provenance": provenance, "out": str(out)},
         reinit="finish_previous",
     )

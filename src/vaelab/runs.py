@@ -46,22 +46,14 @@ def best_checkpoint(run_dir: Path) -> Path:
 
 
 def check_checkpoint(ckpt_path: str | Path | None) -> Path:
-    """Check that ``ckpt_path`` names a readable VAE checkpoint; return it as a resolved path."""
+    """Check that ``ckpt_path`` names a readable vaelab checkpoint (of any shape); return it resolved."""
     if ckpt_path in (None, "", "???"):
         raise UserError("ckpt_path is required: give a training checkpoint, e.g. ckpt_path=<run dir>/checkpoints/best-epoch039.ckpt")
-    path = Path(str(ckpt_path)).expanduser().resolve()
-    if not path.is_file():
-        raise UserError(f"ckpt_path={ckpt_path} does not exist: give a .ckpt file from a run's checkpoints/ folder")
-    import torch
+    from vaelab.checkpoint import check_checkpoint as check_file
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"ckpt_path={ckpt_path} is not a PyTorch checkpoint ({first}): give a .ckpt file written by vaelab.train") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise UserError(f"ckpt_path={ckpt_path} is not a Lightning checkpoint of vaelab.train (no state_dict/hyper_parameters): give a .ckpt file from a run's checkpoints/ folder")
-    return path
+    path = Path(str(ckpt_path)).expanduser()
+    check_file(path)
+    return path.resolve()
 
 
 def load_module(ckpt_path: str | Path):
