@@ -61,6 +61,9 @@ PY
 )
 if [[ -n "$CKPTS" ]]; then
   "$PYTHON" -m vaelab.evaluate -m "ckpt_path=$CKPTS" "k=$K" "hydra.sweep.dir=$OUT/evaluate" || failed=1
+  for m in "$OUT"/*/*/metrics.json; do  # a checkpoint whose evaluation failed has no eval.json
+    [[ -f "$(dirname "$m")/eval.json" ]] || { echo "error: $(dirname "$m") was not evaluated (no eval.json)" >&2; failed=1; }
+  done
 else
   echo "warning: no checkpoint to evaluate" >&2; failed=1
 fi

@@ -21,7 +21,8 @@ VAL_MIN = {
     ("analytic", 1, 0): 158.0, ("analytic", 1, 1): 158.75, ("analytic", 1, 2): 157.5,
     ("analytic", 2, 0): 145.0, ("analytic", 2, 1): 146.0,
 }  # fmt: skip
-IW = {key: value - 3.0 - key[2] for key, value in VAL_MIN.items()}
+# completed jobs with an eval.json (IW NLL); analytic d=1 seed 2 was never evaluated
+IW = {key: value - 3.0 - key[2] for key, value in VAL_MIN.items() if key != ("analytic", 1, 2)}
 
 
 def _checkpoint(path: Path, latent_dim: int) -> str:
@@ -59,7 +60,8 @@ def _job(sweep: Path, num: int, kl: str, dim: int, seed: int, root: Path, ckpts:
     }  # fmt: skip
     (job / "metrics.json").write_text(json.dumps(metrics))
     (job / "status.json").write_text(json.dumps({"status": "completed"}))
-    (job / "eval.json").write_text(json.dumps({"k": 100, "test_iw_nll": IW[(kl, dim, seed)], "test_loss": best - 1.0}))
+    if (kl, dim, seed) in IW:
+        (job / "eval.json").write_text(json.dumps({"k": 100, "test_iw_nll": IW[(kl, dim, seed)], "test_loss": best - 1.0}))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +107,7 @@ def test_table_numbers(report) -> None:
         assert float(row["val_loss_min_epoch_mean"]) == 10.0
         assert float(row["test_loss_mean"]) == pytest.approx(statistics.fmean(vals) - 1.0, abs=1e-6)
         assert float(row["test_nelbo_mean"]) == pytest.approx(statistics.fmean(vals) - 2.0, abs=1e-6)
-        iw = [IW[(kl, dim, s)] for s in seeds]
+        iw = [IW[(kl, dim, s)] for s in seeds if (kl, dim, s) in IW]
         assert float(row["test_iw_nll_mean"]) == pytest.approx(statistics.fmean(iw), abs=1e-6)
         assert float(row["test_iw_nll_std"]) == pytest.approx(statistics.stdev(iw), abs=1e-6)
         assert float(row["wall_time_s_mean"]) == pytest.approx(100.0 + statistics.fmean(seeds), abs=1e-6)
@@ -121,6 +123,7 @@ def test_missing_jobs_are_shown(report) -> None:
     md = (out / "val_loss.md").read_text()
     assert "2/3, missing: job paper/4 seed 1 (failed: RuntimeError: out of memory)" in md
     assert "2/3, missing: job analytic/5 seed 2 (not started)" in md
+    assert f"{statistics.fmean([IW[('analytic', 1, s)] for s in (0, 1)]):.2f} ± " in md and "(evaluated: 2 of 3 seeds)" in md
     runs = _rows(out / "runs.csv")
     assert len(runs) == 12 and sum(r["status"] == "completed" for r in runs) == 10
 

@@ -265,7 +265,10 @@ def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
         cells = [str(r["kl"]), str(r["latent_dim"])]
         for stem, _, _ in SUMMARISED:
             digits = 1 if stem in ("val_loss_min_epoch", "wall_time_s") else 2
-            cells.append(_fmt(r[f"{stem}_mean"], r[f"{stem}_std"], digits))
+            cell = _fmt(r[f"{stem}_mean"], r[f"{stem}_std"], digits)
+            if stem == "test_iw_nll" and 0 < r["n_iw"] < r["n_seeds"]:
+                cell += f" (evaluated: {r['n_iw']} of {r['n_seeds']} seeds)"
+            cells.append(cell)
         seeds = f"{r['n_seeds']}/{r['n_jobs']}"
         if r["missing"]:
             seeds += f", missing: {r['missing']}"
