@@ -52,17 +52,25 @@ def decode_means(vae: torch.nn.Module, c: np.ndarray) -> np.ndarray:
 
 
 def loss_curves(curves: Sequence[Curve], title: str = "validation loss") -> Figure:
-    """One panel per latent dim, one line per run; the minimum of each run is marked with a dot."""
+    """One panel per latent dim, one line per run; the minimum of each run is marked with a dot.
+    The y axis starts at the 3rd epoch's values, so the first epochs do not flatten the plateau."""
     dims = sorted({c.latent_dim for c in curves}) or [0]
     fig = Figure(figsize=(5.5 * len(dims), 4.2), layout="constrained")
     axes = fig.subplots(1, len(dims), squeeze=False)[0]
     for ax, d in zip(axes, dims):
+        tops, bottoms = [], []
         for c in (c for c in curves if c.latent_dim == d):
             y = np.asarray(c.val_loss, dtype=float)
+            if np.isfinite(y).any():
+                tops.append(y[min(2, len(y) - 1)])  # from the 3rd epoch on: the plateau stays readable
+                bottoms.append(np.nanmin(y))
             (line,) = ax.plot(c.epochs, y, c.linestyle, color=c.color, label=c.label, lw=1.2)
             if np.isfinite(y).any():
                 i = int(np.nanargmin(y))
                 ax.plot(c.epochs[i], y[i], "o", color=line.get_color(), ms=4)
+        if tops and np.isfinite(tops).all() and max(tops) > min(bottoms):
+            pad = 0.05 * (max(tops) - min(bottoms))
+            ax.set_ylim(min(bottoms) - pad, max(tops) + pad)
         ax.set(title=f"latent dim {d}", xlabel="epoch", ylabel="loss (nats per image)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -131,7 +139,7 @@ def reconstructions(originals: Tensor, rows: Sequence[tuple[str, Tensor]], title
         ax.imshow(_image_row(images.detach().cpu().numpy()), cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_title(label, loc="left", fontsize=8)
     fig.suptitle(title)
     return fig
 
@@ -159,6 +167,6 @@ def traversals(vae: torch.nn.Module, x: Tensor, steps: int = 11, span: float = 3
             ax.imshow(_image_row(decode_means(vae, c)), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_ylabel(f"image {i}, c{j + 1}", rotation=0, ha="right", va="center", fontsize=8)
+            ax.set_title(f"image {i}, c{j + 1}", loc="left", fontsize=8)
     fig.suptitle(f"traversals: each latent coordinate moved by {offsets[0]:+.1f} … {offsets[-1]:+.1f}")
     return fig
