@@ -46,14 +46,13 @@ def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
     import pytorch_lightning as pl
-    import torch
 
     from vaelab.provenance import provenance
+    from vaelab.runtime import configure_torch
 
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    configure_torch(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
