@@ -171,18 +171,22 @@ def run_a(cfg, steps: int, skip: int, device: str) -> float:
     return clock.rate(int(cfg.data.batch_size))
 
 
-def run_b(batches: list[torch.Tensor], cfg, skip: int, device: str) -> float:
-    """The plain loop: same model shape, loss, optimiser, batches and noise stream; no Lightning."""
+def run_b(images: torch.Tensor, order: torch.Tensor, cfg, skip: int, device: str) -> float:
+    """The plain loop: same model shape, loss, optimiser and noise stream; its batches are gathered
+    from the same preloaded tensor in the same order as A's (``order``: image indices); no Lightning."""
     m = cfg.model
+    bs = int(cfg.data.batch_size)
     torch.manual_seed(int(cfg.seed))
     vae = VAE(int(m.latent_dim), list(m.hidden), float(m.log_scale_max)).to(device)
     opt = torch.optim.Adam(vae.parameters(), lr=float(m.lr), fused=bool(m.fused) or None)
     gen = epoch_generator(int(cfg.seed), 0, 1000, device)
+    steps = order.shape[0] // bs
     t0 = 0.0
-    for i, x in enumerate(batches):
+    for i in range(steps):
         if i == skip:
             sync(device)
             t0 = time.perf_counter()
+        x = images.index_select(0, order[i * bs : (i + 1) * bs])
         noise = torch.randn(x.shape[0], vae.latent_dim, generator=gen, device=x.device)
         logits, mean, log_scale, _ = vae(x, noise)
         loss = vae_loss(logits, x, mean, log_scale, kl=m.kl, recon=m.recon, beta=float(m.beta)).loss.mean()
@@ -190,7 +194,7 @@ def run_b(batches: list[torch.Tensor], cfg, skip: int, device: str) -> float:
         loss.backward()
         opt.step()
     sync(device)
-    return (len(batches) - skip) * batches[0].shape[0] / (time.perf_counter() - t0)
+    return (steps - skip) * bs / (time.perf_counter() - t0)
 
 
 def torchvision_loader(root: Path, train_idx: torch.Tensor, batch_size: int, device: str):
@@ -335,7 +339,9 @@ def main() -> None:
     datamodule.trainer = trainer
     datamodule.setup("fit")
     n_batches = args.steps + args.skip
-    order_batches = [x for _, (x, _) in zip(range(n_batches), TensorBatches(datamodule.splits["train"], int(cfg.data.batch_size), shuffle=True, seed=int(cfg.seed)))]
+    train_images = datamodule.splits["train"]
+    order = TensorBatches(train_images, int(cfg.data.batch_size), shuffle=True, seed=int(cfg.seed))._order()
+    order = order[: n_batches * int(cfg.data.batch_size)]
     n = 60000 if real else 59999
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(cfg.data.split_seed)))
     loader = torchvision_loader(root, perm[int(cfg.data.val_size):], int(cfg.data.batch_size), args.device)
@@ -346,7 +352,7 @@ def main() -> None:
 
     print("warm-up ...", flush=True)
     run_a(cfg, 30, 5, args.device)
-    run_b(order_batches[:40], cfg, 5, args.device)
+    run_b(train_images, order[: 40 * int(cfg.data.batch_size)], cfg, 5, args.device)
     if args.c_steps:
         run_c(loader, cfg, 10, 2, args.device)
     matmul_peak(args.device)
@@ -355,7 +361,7 @@ def main() -> None:
     print(f"{'round':>5} {'A real img/s':>13} {'B plain img/s':>14} {'C torchvision img/s':>20} {'A/B':>6} {'A/C':>6} {'matmul GFLOP/s':>15}")
     for r in range(args.rounds):
         a = run_a(cfg, args.steps, args.skip, args.device)
-        b = run_b(order_batches, cfg, args.skip, args.device)
+        b = run_b(train_images, order, cfg, args.skip, args.device)
         c = run_c(loader, cfg, args.c_steps, 2, args.device) if args.c_steps else float("nan")
         pk = matmul_peak(args.device)
         a_rates.append(a)

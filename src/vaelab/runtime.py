@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 from functools import lru_cache
+from typing import Any
 
 
 @lru_cache(maxsize=1)
@@ -39,3 +40,30 @@ def configure_torch(threads: int | None = None) -> None:
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not nvml_loadable():
         # same answer (torch falls back to the CUDA runtime when NVML is missing), no per-step reload
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which SLURM and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def job_threads(launcher: Any) -> int | None:
+    """Default torch threads of one job, from the Hydra launcher config that runs it.
+
+    joblib runs ``n_jobs`` jobs at once on this machine: each gets ``cores // n_jobs`` threads
+    (at least 1; ``n_jobs=-1`` means one job per core). submitit gives each job ``cpus_per_task``
+    cores. Any other launcher runs one job at a time: None (torch's default, all cores).
+    """
+    get = launcher.get if hasattr(launcher, "get") else (lambda k, d=None: d)
+    target = str(get("_target_", ""))
+    if "joblib" in target:
+        n_jobs = int(get("n_jobs", 1) or 1)
+        cores = usable_cores()
+        jobs = cores if n_jobs < 0 else min(n_jobs, cores)
+        return max(1, cores // max(1, jobs))
+    if "submitit" in target and get("cpus_per_task", None):
+        return int(get("cpus_per_task"))
+    return None

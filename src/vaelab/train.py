@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 from vaelab.config import check_overrides, exit_with, validate
 from vaelab.errors import UserError
 from vaelab.provenance import REPO_ROOT
+from vaelab.runtime import job_threads
 
 OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(REPO_ROOT), replace=True)
 OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
+OmegaConf.register_new_resolver("vaelab.job_threads", job_threads, replace=True)
+# our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
+# against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -52,6 +58,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
+    _check_ddp_launch(cfg)
     configure_torch(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -99,6 +106,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics["test_loss"], "test/nelbo": metrics["test_nelbo"]}
                 )
     return metrics
+
+
+def _check_ddp_launch(cfg: DictConfig) -> None:
+    """Refuse Lightning's script-relaunching DDP inside a local multirun: it starts each extra
+    process by re-running the command line, and a ``-m`` command line would start the whole sweep
+    again in every process. Under SLURM the processes are SLURM's tasks and nothing is re-run."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    devices = cfg.trainer.get("devices", 1)
+    many = (isinstance(devices, int) and devices > 1) or int(cfg.trainer.get("num_nodes", 1) or 1) > 1
+    if strategy == "ddp" and many and _is_multirun() and "SLURM_NTASKS" not in os.environ:
+        raise UserError(
+            "trainer=ddp in a local multirun (-m): Lightning re-runs the command for each extra process, which would "
+            "re-run the sweep; run DDP jobs without -m, or sweep with hydra/launcher=submitit_slurm (SLURM starts the processes)"
+        )
 
 
 def _finish_wandb(failed: bool) -> None:
