@@ -152,7 +152,10 @@ def run(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
         failed = False
         write_json(status, {"status": "completed"})
-        return metrics["val_loss_min"]
+        # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
+        # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
+        best = metrics["val_loss_min"]
+        return float(best) if math.isfinite(best) else None
     except UserError as err:
         _record_failure(status, str(err))
         if not _is_multirun():
