@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test reproduce clean-venv
+.PHONY: run test reproduce benchmark sweep-speedup clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ run: $(STAMP)
 ## test: the whole test suite
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+## benchmark: real training path vs a plain PyTorch loop and the torchvision DataLoader path
+benchmark: $(STAMP)
+	$(PY) scripts/benchmark.py
+
+## sweep-speedup: wall time of a sweep, sequential vs joblib-parallel
+sweep-speedup: $(STAMP)
+	$(PY) scripts/sweep_speedup.py
 
 clean-venv:
 	rm -rf $(VENV)
