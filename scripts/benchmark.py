@@ -109,11 +109,13 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
     return cfg
 
 
-def instantiate_path(cfg, **trainer_overrides):
-    """Model, data module and Trainer exactly as vaelab.train.train builds them."""
+def instantiate_path(cfg, datamodule=None, **trainer_overrides):
+    """Model, data module and Trainer exactly as vaelab.train.train builds them (a data module
+    passed in is reused: its decoded splits stay, as in one training run)."""
     import hydra
 
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    if datamodule is None:
+        datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     extra = trainer_overrides.pop("callbacks", [])
@@ -161,11 +163,11 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_a(cfg, steps: int, skip: int, device: str) -> float:
-    """The real path: a fresh Trainer fit for ``steps + skip`` batches, no validation."""
+def run_a(cfg, datamodule, steps: int, skip: int, device: str) -> float:
+    """The real path: a fresh model and Trainer fit for ``steps + skip`` batches, no validation."""
     clock = StepClock(skip, device)
     module, datamodule, trainer = instantiate_path(
-        cfg, max_epochs=1, limit_train_batches=steps + skip, limit_val_batches=0, callbacks=[clock]
+        cfg, datamodule, max_epochs=1, limit_train_batches=steps + skip, limit_val_batches=0, callbacks=[clock]
     )
     trainer.fit(module, datamodule=datamodule)
     return clock.rate(int(cfg.data.batch_size))
@@ -351,7 +353,7 @@ def main() -> None:
           f"({flops / fwd_flops:.2f}x forward; the input layer needs no input gradient)")
 
     print("warm-up ...", flush=True)
-    run_a(cfg, 30, 5, args.device)
+    run_a(cfg, datamodule, 30, 5, args.device)
     run_b(train_images, order[: 40 * int(cfg.data.batch_size)], cfg, 5, args.device)
     if args.c_steps:
         run_c(loader, cfg, 10, 2, args.device)
@@ -360,7 +362,7 @@ def main() -> None:
     a_rates, b_rates, c_rates, peaks = [], [], [], []
     print(f"{'round':>5} {'A real img/s':>13} {'B plain img/s':>14} {'C torchvision img/s':>20} {'A/B':>6} {'A/C':>6} {'matmul GFLOP/s':>15}")
     for r in range(args.rounds):
-        a = run_a(cfg, args.steps, args.skip, args.device)
+        a = run_a(cfg, datamodule, args.steps, args.skip, args.device)
         b = run_b(train_images, order, cfg, args.skip, args.device)
         c = run_c(loader, cfg, args.c_steps, 2, args.device) if args.c_steps else float("nan")
         pk = matmul_peak(args.device)
@@ -390,7 +392,7 @@ def main() -> None:
         print(f"memory               {peak_memory(args.device)}")
         return
     clock = EpochClock()
-    module, dm, trainer = instantiate_path(cfg, max_epochs=args.epochs, callbacks=[clock])
+    module, dm, trainer = instantiate_path(cfg, datamodule, max_epochs=args.epochs, callbacks=[clock])
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     sync(args.device)
