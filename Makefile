@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test reproduce reproduce-literature clean-venv
+.PHONY: run test reproduce reproduce-literature benchmark sweep-speedup clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ reproduce-literature: $(STAMP)
 ## test: the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 tests
+
+## benchmark: real training path vs a plain PyTorch loop and the torchvision DataLoader path
+benchmark: $(STAMP)
+	$(PY) scripts/benchmark.py
+
+## sweep-speedup: wall time of a sweep, sequential vs joblib-parallel
+sweep-speedup: $(STAMP)
+	$(PY) scripts/sweep_speedup.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -74,7 +74,7 @@ BAD = [
     (["data.root=/nonexistent/mnist"], "data.root", "VAELAB_DATA_ROOT"),
     (["model.kl=exact"], "model.kl", "paper, analytic"),
     (["model.latnt_dim=2"], "latnt_dim", "unknown config key"),
-    (["trainer=nosuch"], "trainer", "cpu, default"),
+    (["trainer=nosuch"], "trainer", "cpu, ddp, default, gpu"),
 ]
 
 

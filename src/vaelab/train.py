@@ -27,9 +27,14 @@ from vaelab.wandb_run import finish
 
 # Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+from vaelab.runtime import job_threads
 
 OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(REPO_ROOT), replace=True)
 OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
+OmegaConf.register_new_resolver("vaelab.job_threads", job_threads, replace=True)
+# our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
+# against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -72,15 +77,15 @@ def instantiate_logger(node: DictConfig, out_dir: Path, ckpt_path: str | None) -
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
     import pytorch_lightning as pl
-    import torch
 
     from vaelab.checkpoint import AtomicCheckpointIO, check_checkpoint
     from vaelab.provenance import provenance
+    from vaelab.runtime import configure_torch
 
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    _check_ddp_launch(cfg)
+    configure_torch(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     ckpt_path = resume_checkpoint(cfg, out_dir)
@@ -135,6 +140,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def _check_ddp_launch(cfg: DictConfig) -> None:
+    """Refuse Lightning's script-relaunching DDP inside a local multirun: it starts each extra
+    process by re-running the command line, and a ``-m`` command line would start the whole sweep
+    again in every process. Under SLURM the processes are SLURM's tasks and nothing is re-run."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    devices = cfg.trainer.get("devices", 1)
+    many = (isinstance(devices, int) and devices > 1) or int(cfg.trainer.get("num_nodes", 1) or 1) > 1
+    if strategy == "ddp" and many and _is_multirun() and "SLURM_NTASKS" not in os.environ:
+        raise UserError(
+            "trainer=ddp in a local multirun (-m): Lightning re-runs the command for each extra process, which would "
+            "re-run the sweep; run DDP jobs without -m, or sweep with hydra/launcher=submitit_slurm (SLURM starts the processes)"
+        )
+
+
 def _is_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -156,7 +175,10 @@ def run(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
         failed = False
         write_json(status, {"status": "completed"})
-        return metrics["val_loss_min"]
+        # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
+        # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
+        best = metrics["val_loss_min"]
+        return float(best) if math.isfinite(best) else None
     except UserError as err:
         _record_failure(cfg, status, str(err))
         if not _is_multirun():

@@ -1,0 +1,32 @@
+"""The benchmark script runs end to end (tiny settings, synthetic data) and prints every figure."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "VAELAB_DATA_ROOT"}
+    env["PYTHONPATH"] = str(REPO / "src")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--rounds", "1", "--steps", "6", "--skip", "2",
+         "--c-steps", "3", "--epochs", "0", "--threads", "1"],
+        capture_output=True, text=True, timeout=240, cwd=REPO, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "SYNTHETIC" in out  # no real MNIST given: it says the figures are on synthetic images
+    for label in ("A real path", "B plain loop", "C torchvision loop", "A/B", "A/C", "A achieved GFLOP/s",
+                  "matmul peak GFLOP/s", "A / peak", "data paths alone", "memory"):
+        line = next((ln for ln in out.splitlines() if ln.startswith(label)), None)
+        assert line is not None, f"{label!r} missing from:\n{out}"
+        numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", line.split(label, 1)[1])]
+        assert numbers and all(x > 0 for x in numbers[:1]), line
+    # the FLOP count is the model's: 784-400-2-400-784, forward 2*(784*400 + 400*4 + 2*400 + 400*784) per image
+    forward = 2 * (784 * 400 + 400 * 4 + 2 * 400 + 400 * 784) / 1e6
+    assert f"forward {forward:.3f} M" in out
