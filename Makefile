@@ -27,7 +27,7 @@ reproduce-literature: $(STAMP)
 
 ## test: the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist worksteal tests
 
 ## benchmark: real training path vs a plain PyTorch loop and the torchvision DataLoader path
 benchmark: $(STAMP)
