@@ -13,24 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0
-for arg in "$@"; do
-  case "$arg" in
-    --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument $arg (only --quick is accepted)" >&2; exit 2 ;;
-  esac
-done
-if [[ -z "${PYTHON:-}" ]]; then
-  if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
-fi
-STAMP=$(date -u +%Y-%m-%d_%H-%M-%S)
+HELP_LINES=2,15p
+source scripts/reproduce_common.sh
 OUT=${VAELAB_REPRODUCE_DIR:-outputs/literature/$STAMP}
 OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
 SEEDS=${VAELAB_SEEDS:-0,1,2}
 K=${VAELAB_IW_K:-500}
 RESULTS=${VAELAB_RESULTS_DIR:-results/literature}
-read -r -a EXTRA <<< "${VAELAB_EXTRA_OVERRIDES:-}"
 if [[ $QUICK == 1 ]]; then
   SEEDS=${VAELAB_SEEDS:-0}
   K=${VAELAB_IW_K:-16}
@@ -39,8 +28,6 @@ if [[ $QUICK == 1 ]]; then
 fi
 WANDB=("logger.wandb.group=literature_$STAMP" "tags=[literature]")
 if [[ " ${EXTRA[*]} " == *" logger="* ]]; then WANDB=(); fi
-START=$SECONDS
-log() { printf '\n== [%s, %dm%02ds] %s\n' "$(date -u +%H:%M:%S)" $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)) "$*"; }
 
 failed=0
 log "training: experiment=literature, latent dims 2,5 x seeds $SEEDS -> $OUT/sweep"
@@ -48,25 +35,7 @@ log "training: experiment=literature, latent dims 2,5 x seeds $SEEDS -> $OUT/swe
   "${WANDB[@]}" "${EXTRA[@]}" || failed=1
 
 log "evaluating every best checkpoint on the binarised test set (k=$K)"
-CKPTS=$("$PYTHON" - "$OUT/sweep" <<'PY'
-import json, sys
-from pathlib import Path
-paths = []
-for m in sorted(Path(sys.argv[1]).glob("*/metrics.json")):
-    ckpt = json.loads(m.read_text()).get("best_ckpt")
-    if ckpt and Path(ckpt).is_file():
-        paths.append("'" + str(Path(ckpt).resolve()) + "'")
-print(",".join(paths))
-PY
-)
-if [[ -n "$CKPTS" ]]; then
-  "$PYTHON" -m vaelab.evaluate -m "ckpt_path=$CKPTS" "k=$K" "hydra.sweep.dir=$OUT/evaluate" || failed=1
-  for m in "$OUT"/*/*/metrics.json; do  # a checkpoint whose evaluation failed has no eval.json
-    [[ -f "$(dirname "$m")/eval.json" ]] || { echo "error: $(dirname "$m") was not evaluated (no eval.json)" >&2; failed=1; }
-  done
-else
-  echo "warning: no checkpoint to evaluate" >&2; failed=1
-fi
+evaluate_best_checkpoints "$K" "$OUT" "$OUT/sweep"
 
 log "report -> $RESULTS"
 "$PYTHON" -m vaelab.report "$OUT/sweep" --out "$RESULTS" --wandb-dir "$OUT/report" \

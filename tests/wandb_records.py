@@ -77,21 +77,21 @@ def metric_series(path: Path, key: str) -> list[float]:
     return [row[key] for row in history(path) if key in row]
 
 
-def config(path: Path) -> dict[str, object]:
-    """The run's config as logged (later updates override earlier ones)."""
+def _updates(path: Path, kind: str) -> dict[str, object]:
+    """Key/value updates of one record kind (``config`` or ``summary``); later ones win."""
     out: dict[str, object] = {}
     for rec in records(path):
-        if rec.WhichOneof("record_type") == "config":
-            for item in rec.config.update:
+        if rec.WhichOneof("record_type") == kind:
+            for item in getattr(rec, kind).update:
                 out[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return out
+
+
+def config(path: Path) -> dict[str, object]:
+    """The run's config as logged."""
+    return _updates(path, "config")
 
 
 def summary(path: Path) -> dict[str, object]:
-    """The run's summary as logged (later updates override earlier ones)."""
-    out: dict[str, object] = {}
-    for rec in records(path):
-        if rec.WhichOneof("record_type") == "summary":
-            for item in rec.summary.update:
-                out[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-    return out
+    """The run's summary as logged."""
+    return _updates(path, "summary")
