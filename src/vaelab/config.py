@@ -68,14 +68,9 @@ def validate(cfg: DictConfig) -> None:
             value = OmegaConf.to_container(value)
         if not ok(value):
             raise UserError(f"{key}={value!r} is invalid: expected {accepted} (e.g. {example})")
-    root = Path(str(cfg.data.root)).expanduser()
-    if not root.is_dir():
-        raise UserError(
-            f"data.root={root} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ "
-            "(e.g. VAELAB_DATA_ROOT=../shared/data), or create it to let vaelab download MNIST there"
-        )
-    raw = root / "MNIST" / "raw"
-    from vaelab.mnist_files import MNIST_FILES, check_mnist_raw
+    from vaelab.mnist_files import MNIST_FILES, check_data_root, check_mnist_raw
+
+    raw = check_data_root(str(cfg.data.root)) / "MNIST" / "raw"
 
     if all((raw / name).is_file() for name in MNIST_FILES):
         check_mnist_raw(raw)  # fail on a bad file now, before the heavy start-up

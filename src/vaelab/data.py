@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from vaelab.errors import UserError
-from vaelab.mnist_files import MNIST_FILES, check_mnist_raw
+from vaelab.mnist_files import MNIST_FILES, check_data_root, check_mnist_raw
 
 Binarize = Literal["none", "dynamic", "static"]
 BINARIZE_MODES: tuple[str, ...] = ("none", "dynamic", "static")
@@ -38,12 +38,7 @@ def ensure_mnist(root: str | Path, download: bool) -> None:
     """
     from torchvision.datasets import MNIST
 
-    root = Path(root).expanduser().resolve()
-    if not root.is_dir():
-        raise UserError(
-            f"data.root={root} does not exist: point data.root (or VAELAB_DATA_ROOT) at the folder that holds MNIST/raw/, "
-            "or create it to let vaelab download MNIST there"
-        )
+    root = check_data_root(root)
     raw = root / "MNIST" / "raw"
     missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
     if missing and download:

@@ -24,6 +24,17 @@ MNIST_FILES: dict[str, tuple[int, tuple[int, ...], str]] = {
 OFFICIAL_COUNTS = {"train": 60000, "t10k": 10000}
 
 
+def check_data_root(root: str | Path) -> Path:
+    """``root`` resolved, or a :class:`UserError` saying how to point ``data.root`` at MNIST."""
+    path = Path(root).expanduser().resolve()
+    if not path.is_dir():
+        raise UserError(
+            f"data.root={path} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ "
+            "(e.g. VAELAB_DATA_ROOT=../shared/data), or create it to let vaelab download MNIST there"
+        )
+    return path
+
+
 def check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...], md5: str) -> int:
     """See :func:`_check_idx_file`; cached per (path, size, mtime) so repeated checks are free."""
     if not path.is_file():

@@ -6,7 +6,6 @@ failed it says which and why, and makes the sweep exit non-zero.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from vaelab.runs import read_json
+
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """Job folders of a sweep (those holding a ``status.json``), in job order."""
     dirs = [p.parent for p in sweep_dir.glob("*/status.json")]
     return sorted(dirs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 class SweepSummary(Callback):
@@ -37,13 +31,13 @@ class SweepSummary(Callback):
         failed = []
         print(f"\nsweep {sweep_dir}: {len(jobs)} job(s)", flush=True)
         for job in jobs:
-            status = _read(job / "status.json")
+            status = read_json(job / "status.json")
             state = status.get("status", "unknown")
             if state != "completed":
                 failed.append(job)
                 print(f"  {job.name}: {state.upper()} {status.get('error', '')}", flush=True)
                 continue
-            m = _read(job / "metrics.json")
+            m = read_json(job / "metrics.json")
             wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
             print(
                 f"  {job.name}: latent_dim={m.get('latent_dim')} seed={m.get('seed')} kl={m.get('kl')} "
