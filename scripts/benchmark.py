@@ -199,6 +199,51 @@ def run_b(images: torch.Tensor, order: torch.Tensor, cfg, skip: int, device: str
     return (steps - skip) * bs / (time.perf_counter() - t0)
 
 
+def run_d(images: torch.Tensor, order: torch.Tensor, cfg, skip: int, steps_per_graph: int = 1) -> float:
+    """CUDA only: the plain loop B with ``steps_per_graph`` whole training steps (batch gather,
+    forward, backward, fused Adam) captured in one CUDA graph and replayed. It removes Python and
+    kernel-launch cost, so ``D/B`` measures how much of B's step time those cost (what limits the
+    GPU for this small model). The noise comes from the default CUDA generator inside the graph,
+    so its numbers differ from B's; only speed is measured."""
+    m = cfg.model
+    bs = int(cfg.data.batch_size)
+    torch.manual_seed(int(cfg.seed))
+    vae = VAE(int(m.latent_dim), list(m.hidden), float(m.log_scale_max)).cuda()
+    opt = torch.optim.Adam(vae.parameters(), lr=float(m.lr), fused=True, capturable=True)
+    k = steps_per_graph
+    idx = torch.zeros(k, bs, dtype=torch.long, device="cuda")
+    idx.copy_(order[: k * bs].view(k, bs))
+
+    def steps() -> None:
+        for j in range(k):
+            x = images.index_select(0, idx[j])
+            logits, mean, log_scale, _ = vae(x)
+            loss = vae_loss(logits, x, mean, log_scale, kl=m.kl, recon=m.recon, beta=float(m.beta)).loss.mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=False)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up outside the graph (allocates grads and Adam state)
+        for _ in range(3):
+            steps()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        steps()
+    n_replays = order.shape[0] // (bs * k)
+    t0 = 0.0
+    for i in range(n_replays):
+        if i == max(1, skip // k):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        idx.copy_(order[i * k * bs : (i + 1) * k * bs].view(k, bs), non_blocking=True)
+        graph.replay()
+    torch.cuda.synchronize()
+    return (n_replays - max(1, skip // k)) * k * bs / (time.perf_counter() - t0)
+
+
 def torchvision_loader(root: Path, train_idx: torch.Tensor, batch_size: int, device: str):
     """pytorch/examples' VAE data path: torchvision MNIST + ToTensor + DataLoader (shuffled)."""
     from torch.utils.data import DataLoader, Subset
@@ -310,6 +355,8 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=10, help="untimed steps at the start of each round")
     p.add_argument("--c-steps", type=int, default=60, help="timed steps of the DataLoader path per round (0: skip it)")
     p.add_argument("--epochs", type=int, default=2, help="full epochs timed at the end (real path; 0: skip)")
+    p.add_argument("--graph-steps", type=int, default=8,
+                   help="CUDA only: training steps per CUDA-graph replay of path D (0: skip D)")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
@@ -359,13 +406,18 @@ def main() -> None:
         run_c(loader, cfg, 10, 2, args.device)
     matmul_peak(args.device)
 
-    a_rates, b_rates, c_rates, peaks = [], [], [], []
+    graphs = args.device == "cuda" and args.graph_steps > 0
+    if graphs:
+        run_d(train_images, order, cfg, args.skip, args.graph_steps)
+    a_rates, b_rates, c_rates, peaks, d_rates = [], [], [], [], []
     print(f"{'round':>5} {'A real img/s':>13} {'B plain img/s':>14} {'C torchvision img/s':>20} {'A/B':>6} {'A/C':>6} {'matmul GFLOP/s':>15}")
     for r in range(args.rounds):
         a = run_a(cfg, datamodule, args.steps, args.skip, args.device)
         b = run_b(train_images, order, cfg, args.skip, args.device)
         c = run_c(loader, cfg, args.c_steps, 2, args.device) if args.c_steps else float("nan")
         pk = matmul_peak(args.device)
+        if graphs:
+            d_rates.append(run_d(train_images, order, cfg, args.skip, args.graph_steps))
         a_rates.append(a)
         b_rates.append(b)
         c_rates.append(c)
@@ -385,6 +437,10 @@ def main() -> None:
     print(f"matmul peak GFLOP/s  {spread(peaks, '{:.1f}')}  (fp32 2048x2048x2048)")
     print(f"A / peak             {spread(frac, '{:.1%}')}   (target >= 40%)")
 
+    if graphs:
+        print(f"D graph-captured B   img/s {spread(d_rates)}   ({args.graph_steps} steps per CUDA graph replay; "
+              f"D/B {spread([d / b for d, b in zip(d_rates, b_rates)], '{:.2f}')}: the share of B's step time "
+              "that is Python and kernel launches)")
     fast, dl = data_only_rates(datamodule, loader, 100, args.device)
     print(f"data paths alone     fast tensor batches {fast:.0f} img/s, torchvision DataLoader {dl:.0f} img/s ({fast / dl:.0f}x)")
 
