@@ -98,6 +98,8 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
         f"data.batch_size={args.batch_size}",
         f"hydra.run.dir={out_dir}",
     ]
+    if args.steps_per_call is not None:
+        overrides.append(f"data.steps_per_call={args.steps_per_call}")
     if not real:
         overrides.append("data.val_size=9999")  # 59,999 synthetic images -> 50,000 train
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -125,23 +127,25 @@ def instantiate_path(cfg, datamodule=None, **trainer_overrides):
 
 # ---------------------------------------------------------------- timing
 class StepClock(pl.Callback):
-    """Time stamps at the start of every training batch (synchronised on CUDA at the ends)."""
+    """Time stamps at the start of every ``training_step`` call (synchronised on CUDA at the ends),
+    with the images each call trains on (a call holds ``data.steps_per_call`` batches)."""
 
     def __init__(self, skip: int, device: str) -> None:
         self.skip = skip
         self.device = device
         self.stamps: list[float] = []
+        self.images: list[int] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         if batch_idx >= self.skip:
             if self.device == "cuda" and (batch_idx == self.skip or batch_idx == trainer.num_training_batches - 1):
                 torch.cuda.synchronize()
             self.stamps.append(time.perf_counter())
+            self.images.append(sum(x.shape[0] for x, _ in (batch if isinstance(batch, list) else [batch])))
 
-    def rate(self, batch_size: int) -> float:
-        """Images per second between the first and the last stamped batch start."""
-        n = len(self.stamps) - 1
-        return n * batch_size / (self.stamps[-1] - self.stamps[0])
+    def rate(self) -> float:
+        """Images per second between the first and the last stamped call start."""
+        return sum(self.images[:-1]) / (self.stamps[-1] - self.stamps[0])
 
 
 class EpochClock(pl.Callback):
@@ -164,13 +168,17 @@ def sync(device: str) -> None:
 
 
 def run_a(cfg, datamodule, steps: int, skip: int, device: str) -> float:
-    """The real path: a fresh model and Trainer fit for ``steps + skip`` batches, no validation."""
-    clock = StepClock(skip, device)
+    """The real path: a fresh model and Trainer fit for about ``steps + skip`` optimiser steps
+    (whole ``training_step`` calls of ``data.steps_per_call`` steps each), no validation."""
+    per_call = int(cfg.data.steps_per_call)
+    skip_calls = -(-skip // per_call)
+    clock = StepClock(skip_calls, device)
     module, datamodule, trainer = instantiate_path(
-        cfg, datamodule, max_epochs=1, limit_train_batches=steps + skip, limit_val_batches=0, callbacks=[clock]
+        cfg, datamodule, max_epochs=1, limit_train_batches=skip_calls + -(-steps // per_call) + 1,
+        limit_val_batches=0, callbacks=[clock],
     )
     trainer.fit(module, datamodule=datamodule)
-    return clock.rate(int(cfg.data.batch_size))
+    return clock.rate()
 
 
 def run_b(images: torch.Tensor, order: torch.Tensor, cfg, skip: int, device: str) -> float:
@@ -357,6 +365,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2, help="full epochs timed at the end (real path; 0: skip)")
     p.add_argument("--graph-steps", type=int, default=8,
                    help="CUDA only: training steps per CUDA-graph replay of path D (0: skip D)")
+    p.add_argument("--steps-per-call", type=int, default=None,
+                   help="path A: training batches per Lightning training_step call (default: the config's data.steps_per_call)")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
@@ -381,7 +391,8 @@ def main() -> None:
 
     cfg = compose_experiment(root, real, args.device, tmp / "run", args)
     print(f"config: experiment=paper latent_dim={cfg.model.latent_dim} hidden={list(cfg.model.hidden)} "
-          f"batch {cfg.data.batch_size} fused={cfg.model.fused} deterministic={cfg.trainer.deterministic}")
+          f"batch {cfg.data.batch_size} steps_per_call={cfg.data.steps_per_call} fused={cfg.model.fused} "
+          f"deterministic={cfg.trainer.deterministic}")
 
     # shared inputs: the fast path's tensors (for B) and the DataLoader (for C)
     _, datamodule, trainer = instantiate_path(cfg, max_epochs=1)

@@ -22,6 +22,7 @@ def test_val_loss_falls_on_real_mnist(tmp_path):
         "trainer.accelerator=cpu",
         "trainer.max_epochs=3",
         "+trainer.limit_train_batches=60",
+        "data.steps_per_call=1",
         "logger=none",
         "callbacks.images.every_n_epochs=0",
         f"hydra.run.dir={tmp_path}",

@@ -83,3 +83,16 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_root, tmp_path):
     proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", "resume=true", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: resume=true but {tmp_path}/checkpoints/last.ckpt does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)"]
+
+
+def test_steps_per_call_does_not_change_numbers(tiny_root, tmp_path):
+    # 10 batches per epoch: one Adam step per Lightning call, or 3 per call (the last call gets 1);
+    # dynamic binarisation too, so the Bernoulli stream must also come out in the same order
+    proc = run_cli(
+        "vaelab.train", "-m", "seed=7", "data.steps_per_call=1,3", "data.binarize=dynamic",
+        f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.sweep.dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    one, three = (result(tmp_path / job) for job in ("0", "1"))
+    assert one == three
+    assert len(one["history"]) == 2

@@ -47,6 +47,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "data.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.batch_size=128"),
     "data.eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.eval_batch_size=1000"),
     "data.val_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.val_size=10000"),
+    "data.steps_per_call": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.steps_per_call=8"),
     "data.split_seed": (_is_int, "an integer", "data.split_seed=1234"),
     "data.binarize": (lambda v: v in ("none", "dynamic", "static"), "one of none, dynamic, static", "data.binarize=none"),
     "trainer.max_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "trainer.max_epochs=20"),

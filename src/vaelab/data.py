@@ -86,6 +86,10 @@ class TensorBatches:
     Indices are positions in the split, so callers can attach per-image state (e.g. fixed noise).
     With ``binarize_each_epoch`` every training batch is a fresh Bernoulli draw, seeded from the
     epoch (dynamic binarisation).
+
+    With ``group > 1`` each item is a list of up to ``group`` consecutive batches, the same batches
+    in the same order (and the same Bernoulli draws) as ``group=1`` gives; the training step takes
+    one optimiser step per batch, so Lightning's fixed per-step cost is paid once per group.
     """
 
     def __init__(
@@ -98,8 +102,12 @@ class TensorBatches:
         rank: int = 0,
         world_size: int = 1,
         binarize_each_epoch: bool = False,
+        group: int = 1,
     ) -> None:
+        if group < 1:
+            raise ValueError(f"group must be >= 1, got {group}")
         self.images = images
+        self.group = int(group)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = int(seed)
@@ -122,9 +130,22 @@ class TensorBatches:
     def __len__(self) -> int:
         n = self.images.shape[0]
         count = n // self.world_size if self.shuffle else len(range(self.rank, n, self.world_size))
-        return -(-count // self.batch_size)
+        return -(-count // (self.batch_size * self.group))
 
     def __iter__(self):
+        if self.group == 1:
+            yield from self._batches()
+            return
+        chunk: list[tuple[Tensor, Tensor]] = []
+        for batch in self._batches():
+            chunk.append(batch)
+            if len(chunk) == self.group:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _batches(self):
         order = self._order()
         gen = None
         if self.binarize_each_epoch:
@@ -154,6 +175,9 @@ class MNISTDataModule(pl.LightningDataModule):
             training image every epoch; validation/test binarised once) or ``static`` (every split
             binarised once).
         on_device: keep the decoded tensors on the training device (GPU) instead of the CPU.
+        steps_per_call: training batches handed to one ``training_step`` call, which takes one
+            optimiser step per batch (same numbers as 1, less Lightning overhead per step). Under
+            DDP it is 1: DDP allows one backward per forward of the wrapped module.
     """
 
     def __init__(
@@ -167,6 +191,7 @@ class MNISTDataModule(pl.LightningDataModule):
         download: bool = True,
         binarize: Binarize = "none",
         on_device: bool = True,
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -178,6 +203,7 @@ class MNISTDataModule(pl.LightningDataModule):
         self.download = download
         self.binarize = binarize
         self.on_device = on_device
+        self.steps_per_call = steps_per_call
         self.splits: dict[str, Tensor] = {}
         self.labels: dict[str, Tensor] = {}
         self._noise: dict[tuple[str, int], Tensor] = {}
@@ -244,6 +270,7 @@ class MNISTDataModule(pl.LightningDataModule):
             rank=rank,
             world_size=world,
             binarize_each_epoch=train and self.binarize == "dynamic",
+            group=self.steps_per_call if train and world == 1 else 1,
         )
 
     def train_dataloader(self) -> TensorBatches:

@@ -59,6 +59,9 @@ class VAEModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        # one optimiser step per batch inside training_step: the data module may hand over several
+        # batches per call (data.steps_per_call), which Lightning's automatic loop cannot step through
+        self.automatic_optimization = False
         self.vae = VAE(latent_dim, list(hidden), log_scale_max)
         self.eval_means = _means(TERMS)
         # one row per finished epoch: {"epoch", "train/loss", "val/loss", ...}; saved in checkpoints
@@ -84,17 +87,22 @@ class VAEModule(pl.LightningModule):
         self._train_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         self._train_count = 0
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, _ = batch
-        noise = torch.randn(x.shape[0], self.vae.latent_dim, generator=self._noise_gen, device=x.device)
-        terms = self._terms(x, noise)
-        # the batch sum added to a float64 total: what MeanMetric.update did, bit for bit
-        self._train_sum.add_(terms.loss.detach().sum())
-        self._train_count += x.shape[0]
-        loss = terms.loss.mean()
-        fresh = (self._nonfinite_step < 0) & ~torch.isfinite(loss.detach())
-        self._nonfinite_step = torch.where(fresh, self.global_step, self._nonfinite_step)
-        return loss
+    def training_step(self, batch: tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
+        """One Adam step per batch: ``batch`` is one ``(images, indices)`` pair or a list of them
+        (``data.steps_per_call``); the steps are those Lightning's automatic loop would take."""
+        opt = self.optimizers()
+        for x, _ in batch if isinstance(batch, list) else [batch]:
+            noise = torch.randn(x.shape[0], self.vae.latent_dim, generator=self._noise_gen, device=x.device)
+            terms = self._terms(x, noise)
+            # the batch sum added to a float64 total: what MeanMetric.update did, bit for bit
+            self._train_sum.add_(terms.loss.detach().sum())
+            self._train_count += x.shape[0]
+            loss = terms.loss.mean()
+            fresh = (self._nonfinite_step < 0) & ~torch.isfinite(loss.detach())
+            self._nonfinite_step = torch.where(fresh, self.global_step, self._nonfinite_step)
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt.step()
 
     def _stop_if_diverged(self) -> None:
         """Raise before validation or checkpointing when a step's loss was NaN/inf (one sync per epoch)."""
