@@ -98,6 +98,8 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
         f"data.batch_size={args.batch_size}",
         f"hydra.run.dir={out_dir}",
     ]
+    if args.cuda_graph:
+        overrides.append("model.cuda_graph=true")
     if args.steps_per_call is not None:
         overrides.append(f"data.steps_per_call={args.steps_per_call}")
     if not real:
@@ -367,6 +369,8 @@ def main() -> None:
                    help="CUDA only: training steps per CUDA-graph replay of path D (0: skip D)")
     p.add_argument("--steps-per-call", type=int, default=None,
                    help="path A: training batches per Lightning training_step call (default: the config's data.steps_per_call)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="path A with model.cuda_graph=true (each training_step call replayed from a CUDA graph)")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
@@ -391,7 +395,7 @@ def main() -> None:
 
     cfg = compose_experiment(root, real, args.device, tmp / "run", args)
     print(f"config: experiment=paper latent_dim={cfg.model.latent_dim} hidden={list(cfg.model.hidden)} "
-          f"batch {cfg.data.batch_size} steps_per_call={cfg.data.steps_per_call} fused={cfg.model.fused} "
+          f"batch {cfg.data.batch_size} steps_per_call={cfg.data.steps_per_call} cuda_graph={cfg.model.cuda_graph} fused={cfg.model.fused} "
           f"deterministic={cfg.trainer.deterministic}")
 
     # shared inputs: the fast path's tensors (for B) and the DataLoader (for C)

@@ -32,6 +32,36 @@ def _means(terms: tuple[str, ...]) -> nn.ModuleDict:
     return nn.ModuleDict({t: MeanMetric(nan_strategy="disable").set_dtype(torch.float64) for t in terms})
 
 
+class StepGraph:
+    """``k`` training steps (forward, loss, backward, Adam) of a :class:`VAEModule` captured in one
+    CUDA graph, on static input buffers: a replay copies a call's batches and noise in, then runs
+    all ``k`` steps with a single launch."""
+
+    def __init__(self, module: "VAEModule", shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        k, b = shape[0], shape[1]
+        dev = module.device
+        self.x = torch.zeros(shape, device=dev)
+        self.noise = torch.zeros(k, b, module.vae.latent_dim, device=dev)
+        self.step = torch.zeros((), dtype=torch.long, device=dev)
+        opt = module.optimizers().optimizer  # the torch optimiser: Lightning's wrapper is Python-side
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            for j in range(k):
+                loss = module._step_loss(self.x[j], self.noise[j], self.step + j)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+
+    def replay(self, batches: list[tuple[Tensor, Tensor]], noise_gen: torch.Generator, global_step: int) -> None:
+        """Train on ``batches``; the noise is drawn outside the graph in the eager order."""
+        torch.stack([x for x, _ in batches], out=self.x)
+        for j in range(self.shape[0]):
+            torch.randn(self.noise.shape[1:], generator=noise_gen, device=self.noise.device, out=self.noise[j])
+        self.step.fill_(global_step)
+        self.graph.replay()
+
+
 class VAEModule(pl.LightningModule):
     """Trains :class:`~vaelab.model.VAE` with the report's objective.
 
@@ -42,6 +72,10 @@ class VAEModule(pl.LightningModule):
         beta: weight of the penalty.
         lr: Adam learning rate.
         fused: use the fused Adam kernel (same maths, fewer kernel launches).
+        cuda_graph: on a CUDA device, replay each full ``training_step`` call (``data.steps_per_call``
+            equal batches) from one captured CUDA graph, which removes Python and kernel-launch cost
+            (what limits this small model on a GPU); the Adam state then lives on the device
+            (``capturable``). Ignored on the CPU.
         seed: run seed; with the epoch it fixes the training noise stream.
     """
 
@@ -56,6 +90,7 @@ class VAEModule(pl.LightningModule):
         fused: bool = True,
         log_scale_max: float = 10.0,
         seed: int = 0,
+        cuda_graph: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -73,6 +108,9 @@ class VAEModule(pl.LightningModule):
         # step (a torchmetrics update per step cost ~0.1 ms), summed over ranks at the epoch end
         self._train_sum: Tensor | None = None
         self._train_count = 0
+        self._train_open = False
+        self._graph: StepGraph | None = None
+        self._graph_warm: tuple[int, ...] | None = None
 
     # ----------------------------------------------------------------- steps
     def _terms(self, x: Tensor, noise: Tensor) -> LossTerms:
@@ -84,25 +122,60 @@ class VAEModule(pl.LightningModule):
         # training noise depends only on (seed, epoch, rank): resumed runs draw the same noise
         stream = 1000 + self.global_rank
         self._noise_gen = epoch_generator(self.hparams.seed, self.current_epoch, stream, self.device)
-        self._train_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        if self._train_sum is None:
+            self._train_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._train_sum.zero_()  # in place: a captured CUDA graph adds into this tensor
         self._train_count = 0
+        self._train_open = True
+
+    def _step_loss(self, x: Tensor, noise: Tensor, step: int | Tensor) -> Tensor:
+        """The mean loss of one batch; adds its sum to the epoch total and records ``step`` if the
+        loss is not finite (no host sync, so it can also run inside a CUDA graph)."""
+        terms = self._terms(x, noise)
+        # the batch sum added to a float64 total: what MeanMetric.update did, bit for bit
+        self._train_sum.add_(terms.loss.detach().sum())
+        loss = terms.loss.mean()
+        fresh = (self._nonfinite_step < 0) & ~torch.isfinite(loss.detach())
+        self._nonfinite_step.copy_(torch.where(fresh, step, self._nonfinite_step))
+        return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
         """One Adam step per batch: ``batch`` is one ``(images, indices)`` pair or a list of them
         (``data.steps_per_call``); the steps are those Lightning's automatic loop would take."""
+        batches = batch if isinstance(batch, list) else [batch]
+        if self._replay_graph(batches):
+            return
         opt = self.optimizers()
-        for x, _ in batch if isinstance(batch, list) else [batch]:
+        for x, _ in batches:
             noise = torch.randn(x.shape[0], self.vae.latent_dim, generator=self._noise_gen, device=x.device)
-            terms = self._terms(x, noise)
-            # the batch sum added to a float64 total: what MeanMetric.update did, bit for bit
-            self._train_sum.add_(terms.loss.detach().sum())
+            loss = self._step_loss(x, noise, self.global_step)
             self._train_count += x.shape[0]
-            loss = terms.loss.mean()
-            fresh = (self._nonfinite_step < 0) & ~torch.isfinite(loss.detach())
-            self._nonfinite_step = torch.where(fresh, self.global_step, self._nonfinite_step)
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt.step()
+
+    def _replay_graph(self, batches: list[tuple[Tensor, Tensor]]) -> bool:
+        """Run ``batches`` through the captured CUDA graph; False (the caller steps eagerly) when
+        graphs are off, on the CPU, for a call of another shape (the epoch's last), and for the
+        first call of a shape, which is the eager warm-up the capture needs. Never under DDP: the
+        graph would bypass DDP's gradient all-reduce."""
+        if not (self.hparams.cuda_graph and self.device.type == "cuda" and self.trainer.world_size == 1):
+            return False
+        shape = (len(batches), *batches[0][0].shape)
+        if any(x.shape != batches[0][0].shape for x, _ in batches):
+            return False
+        if self._graph is None or self._graph.shape != shape:
+            if self._graph_warm != shape:
+                self._graph_warm = shape
+                return False
+            self._graph = StepGraph(self, shape)
+        self._graph.replay(batches, self._noise_gen, self.global_step)
+        self._train_count += shape[0] * shape[1]
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        for _ in range(shape[0]):  # Lightning's step count (global_step) for the replayed steps
+            progress.increment_ready()
+            progress.increment_completed()
+        return True
 
     def _stop_if_diverged(self) -> None:
         """Raise before validation or checkpointing when a step's loss was NaN/inf (one sync per epoch)."""
@@ -157,11 +230,12 @@ class VAEModule(pl.LightningModule):
 
     def _train_loss(self) -> dict[str, float]:
         """This epoch's mean training loss per image over all ranks (empty before any step)."""
-        if self._train_sum is None:
+        if not self._train_open:
             return {}
+        self._train_open = False
         count = torch.tensor(float(self._train_count), dtype=torch.float64, device=self.device)
         total = self.trainer.strategy.reduce(torch.stack([self._train_sum, count]), reduce_op="sum")
-        self._train_sum, self._train_count = None, 0
+        self._train_count = 0
         return {"train/loss": float(total[0] / total[1])} if total[1] > 0 else {}
 
     def on_test_epoch_end(self) -> None:
@@ -169,7 +243,10 @@ class VAEModule(pl.LightningModule):
 
     # ------------------------------------------------------------- plumbing
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=bool(self.hparams.fused) or None)
+        capturable = bool(self.hparams.cuda_graph) and self.device.type == "cuda"
+        return torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, fused=bool(self.hparams.fused) or None, capturable=capturable
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vaelab_history"] = list(self.history)
