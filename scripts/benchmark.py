@@ -19,7 +19,7 @@ FLOPs per image counted by ``torch.utils.flop_counter``) against the matmul peak
 alone (fast path vs DataLoader, no model), the wall time of full epochs of the real path (50,000
 training images plus 10,000 validation images, checkpointing included) and the peak memory.
 
-Usage: ``python scripts/benchmark.py [--device cuda] [--rounds 5] [--steps 150]``
+Usage: ``python scripts/benchmark.py [--device cuda] [--eager] [--steps-per-call K] [--rounds 5] [--steps 150]``
 (``make benchmark``). Real MNIST is read from ``VAELAB_DATA_ROOT`` when it holds MNIST/raw/, else
 synthetic images of the same sizes are used and the output says so.
 """
@@ -98,8 +98,8 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
         f"data.batch_size={args.batch_size}",
         f"hydra.run.dir={out_dir}",
     ]
-    if args.cuda_graph:
-        overrides.append("model.cuda_graph=true")
+    if args.eager:
+        overrides.append("model.cuda_graph=false")
     if args.steps_per_call is not None:
         overrides.append(f"data.steps_per_call={args.steps_per_call}")
     if not real:
@@ -369,8 +369,8 @@ def main() -> None:
                    help="CUDA only: training steps per CUDA-graph replay of path D (0: skip D)")
     p.add_argument("--steps-per-call", type=int, default=None,
                    help="path A: training batches per Lightning training_step call (default: the config's data.steps_per_call)")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="path A with model.cuda_graph=true (each training_step call replayed from a CUDA graph)")
+    p.add_argument("--eager", action="store_true",
+                   help="path A with model.cuda_graph=false (on CUDA: no graph replay of training_step calls)")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
