@@ -75,3 +75,16 @@ def test_fast_dev_run(tiny_root, tmp_path):
     proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "debug=fast_dev_run", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_history_is_whole_when_the_best_epoch_is_not_the_last(tiny_root, tmp_path):
+    # lr 0.05, seed 0: the best val/loss is at epoch 2 of 3. Testing loads the best checkpoint, whose
+    # stored history ends at epoch 2; metrics.json must still hold all 3 epochs (curves, "epochs")
+    args = [a for a in TINY if not a.startswith("trainer.max_epochs")]
+    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *args, "trainer.max_epochs=3", "model.lr=0.05", "seed=0",
+                   "logger=none", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val_loss_min_epoch"] == 2  # the case under test: best epoch before the last
+    assert metrics["epochs"] == 3 and [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
+    assert metrics["val_loss_min"] == min(row["val/loss"] for row in metrics["history"])

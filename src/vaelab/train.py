@@ -107,10 +107,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger.log_hyperparams({**resolved, "provenance": info})
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # the whole run's history: testing the best checkpoint below loads that checkpoint's history,
+    # which ends at the best epoch
+    history = list(module.history)
 
     ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
-    val_min, val_epoch = summarize(module.history)
+    val_min, val_epoch = summarize(history)
     metrics = {
         "latent_dim": int(cfg.model.latent_dim),
         "seed": int(cfg.seed),
@@ -118,7 +121,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "recon": str(cfg.model.recon),
         "beta": float(cfg.model.beta),
         "binarize": str(cfg.data.binarize),
-        "epochs": len(module.history),
+        "epochs": len(history),
         "val_loss_min": val_min,
         "val_loss_min_epoch": val_epoch,
         "test_loss": float(test["test/loss"]),
@@ -128,7 +131,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_ckpt": ckpt or None,
         "wall_time_s": round(time.perf_counter() - start, 3),
         "git_commit": info["git_commit"],
-        "history": module.history,
+        "history": history,
     }
     if trainer.is_global_zero:
         write_json(out_dir / "metrics.json", metrics)
