@@ -278,8 +278,9 @@ def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
         "",
         "Mean ± sample standard deviation (n − 1) over the completed seeds; epochs are 1-based. "
         "Loss = BCE reconstruction + the row's penalty; −ELBO = BCE + exact KL (one fixed noise draw per image); "
-        "IW NLL = importance-weighted −log p(x) with k posterior draws per image. With grey-level pixels the BCE is a "
-        "cross-entropy, not a normalised log-likelihood.",
+        "IW NLL = importance-weighted −log p(x) with k posterior draws per image. With grey-level pixels "
+        "(data.binarize=none) the BCE is a cross-entropy, not a normalised log-likelihood; with binarised pixels "
+        "−ELBO and IW NLL are in nats of the Bernoulli likelihood.",
         "",
     ]
     lines += [f"- {k}: {v}" for k, v in provenance.items()]
