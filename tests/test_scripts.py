@@ -30,3 +30,14 @@ def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
     # the FLOP count is the model's: 784-400-2-400-784, forward 2*(784*400 + 400*4 + 2*400 + 400*784) per image
     forward = 2 * (784 * 400 + 400 * 4 + 2 * 400 + 400 * 784) / 1e6
     assert f"forward {forward:.3f} M" in out
+
+
+def test_compile_probe_prints_both_rates() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compile_probe.py"), "--rounds", "1", "--steps", "3"],
+        capture_output=True, text=True, timeout=240, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("round 1:"))
+    eager, compiled, ratio = (float(x) for x in re.findall(r"(\d+(?:\.\d+)?)(?= img/s|$)", line))
+    assert eager > 0 and compiled > 0 and abs(ratio - compiled / eager) < 0.01, line
