@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.aggregation import MeanMetric
 
+from vaelab.cuda_graph import StepGraph
 from vaelab.data import epoch_generator
 from vaelab.errors import UserError
 from vaelab.loss import KlForm, LossTerms, ReconForm, vae_loss
@@ -30,36 +31,6 @@ class TrainingDiverged(UserError):
 def _means(terms: tuple[str, ...]) -> nn.ModuleDict:
     # float64 sums: the epoch mean does not depend on how images were split into batches or ranks
     return nn.ModuleDict({t: MeanMetric(nan_strategy="disable").set_dtype(torch.float64) for t in terms})
-
-
-class StepGraph:
-    """``k`` training steps (forward, loss, backward, Adam) of a :class:`VAEModule` captured in one
-    CUDA graph, on static input buffers: a replay copies a call's batches and noise in, then runs
-    all ``k`` steps with a single launch."""
-
-    def __init__(self, module: "VAEModule", shape: tuple[int, ...]) -> None:
-        self.shape = shape
-        k, b = shape[0], shape[1]
-        dev = module.device
-        self.x = torch.zeros(shape, device=dev)
-        self.noise = torch.zeros(k, b, module.vae.latent_dim, device=dev)
-        self.step = torch.zeros((), dtype=torch.long, device=dev)
-        opt = module.optimizers().optimizer  # the torch optimiser: Lightning's wrapper is Python-side
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            for j in range(k):
-                loss = module._step_loss(self.x[j], self.noise[j], self.step + j)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
-    def replay(self, batches: list[tuple[Tensor, Tensor]], noise_gen: torch.Generator, global_step: int) -> None:
-        """Train on ``batches``; the noise is drawn outside the graph in the eager order."""
-        torch.stack([x for x, _ in batches], out=self.x)
-        for j in range(self.shape[0]):
-            torch.randn(self.noise.shape[1:], generator=noise_gen, device=self.noise.device, out=self.noise[j])
-        self.step.fill_(global_step)
-        self.graph.replay()
 
 
 class VAEModule(pl.LightningModule):
@@ -128,7 +99,7 @@ class VAEModule(pl.LightningModule):
         self._train_count = 0
         self._train_open = True
 
-    def _step_loss(self, x: Tensor, noise: Tensor, step: int | Tensor) -> Tensor:
+    def step_loss(self, x: Tensor, noise: Tensor, step: int | Tensor) -> Tensor:
         """The mean loss of one batch; adds its sum to the epoch total and records ``step`` if the
         loss is not finite (no host sync, so it can also run inside a CUDA graph)."""
         terms = self._terms(x, noise)
@@ -148,7 +119,7 @@ class VAEModule(pl.LightningModule):
         opt = self.optimizers()
         for x, _ in batches:
             noise = torch.randn(x.shape[0], self.vae.latent_dim, generator=self._noise_gen, device=x.device)
-            loss = self._step_loss(x, noise, self.global_step)
+            loss = self.step_loss(x, noise, self.global_step)
             self._train_count += x.shape[0]
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
