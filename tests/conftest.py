@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -58,6 +59,15 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # overrides that make a training run take a couple of seconds on tiny data
 TINY = ["data.val_size=100", "data.batch_size=50", "data.eval_batch_size=100", "trainer.max_epochs=2", "trainer.accelerator=cpu", "model.hidden=[32]"]
+
+# the numbers a run's metrics.json reports, without its wall time, paths and commit
+RESULT_KEYS = ("val_loss_min", "val_loss_min_epoch", "test_loss", "test_nelbo", "test_recon", "test_kl", "history", "epochs")
+
+
+def run_result(run: Path) -> dict:
+    """The RESULT_KEYS of ``run``'s metrics.json: what two runs must share to count as the same."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    return {k: metrics[k] for k in RESULT_KEYS}
 
 
 def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:

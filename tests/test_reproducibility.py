@@ -13,13 +13,7 @@ import pytest
 
 import wandb_records
 from conftest import REPO, TINY, run_cli
-
-RESULT_KEYS = ("val_loss_min", "val_loss_min_epoch", "test_loss", "test_nelbo", "test_recon", "test_kl", "history", "epochs")
-
-
-def result(run: Path) -> dict:
-    metrics = json.loads((run / "metrics.json").read_text())
-    return {k: metrics[k] for k in RESULT_KEYS}
+from conftest import run_result as result
 
 
 def test_same_seed_gives_bit_identical_numbers(tiny_root, tmp_path):
