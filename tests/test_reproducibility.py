@@ -3,6 +3,7 @@ uninterrupted run ends (CPU)."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,12 +35,20 @@ def test_run_info_records_provenance(tiny_root, tmp_path):
     assert info["config"]["model"]["latent_dim"] == 2 and "git_dirty" in info and "git_commit" in info
 
 
+# lr 0.05 and patience 2 on tiny data: early stopping ends the run at epoch 15 of the 40 allowed
+EARLY = ["model.lr=0.05", "callbacks.early_stopping.patience=2", "trainer.max_epochs=40", "callbacks.images.every_n_epochs=0", "seed=3"]
+
+
 def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
-    epochs = 15
-    args = [f"data.root={tiny_root}", *TINY, f"trainer.max_epochs={epochs}", "callbacks.images.every_n_epochs=0", "seed=3"]
+    epochs = 40
+    args = [f"data.root={tiny_root}", *TINY, *EARLY]
     whole = tmp_path / "whole"
     proc = run_cli("vaelab.train", *args, "logger=none", f"hydra.run.dir={whole}")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    stopped = json.loads((whole / "metrics.json").read_text())
+    # the case under test: the run ends by early stopping, its minimum before its last epoch
+    assert stopped["stop_reason"] == "early_stopping" and stopped["epochs"] < epochs
+    assert stopped["val_loss_min_epoch"] < stopped["epochs"] and stopped["max_epochs"] == epochs
 
     killed = tmp_path / "killed"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -63,7 +72,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={killed}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"epoch {saved_epoch + 2}/{epochs}" in proc.stdout and "epoch 1/" not in proc.stdout
-    assert result(killed) == result(whole)
+    assert result(killed) == result(whole)  # same stopping epoch (history, epochs), same numbers
+    assert json.loads((killed / "metrics.json").read_text())["stop_reason"] == "early_stopping"
     # the resumed process continued the same W&B run
     # (the killed process's run file may be cut short, so its id is read from the folder name)
     run_dirs = sorted((killed / "wandb").glob("offline-run-*"))
@@ -71,6 +81,50 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     rid = (killed / "wandb_run_id").read_text().strip()
     assert [d.name.rsplit("-", 1)[1] for d in run_dirs] == [rid, rid]
     assert wandb_records.run_record(wandb_records.run_file(run_dirs[1])).run_id == rid
+
+
+def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_path):
+    # killed after the checkpoint of the epoch that triggered early stopping was written, before
+    # metrics.json: the resumed run must end there, not train one more epoch
+    args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
+    whole = tmp_path / "whole"
+    assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
+    late = tmp_path / "late"
+    shutil.copytree(whole / "checkpoints", late / "checkpoints")
+    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={late}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "epoch " not in proc.stdout.replace("at epoch", "")  # no epoch was trained
+    assert result(late) == result(whole)
+
+
+def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
+    # what SLURM sends at a time limit or on preemption: non-zero exit, status "interrupted",
+    # last.ckpt intact, and resume=true reaches the numbers of an uninterrupted run
+    args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
+    whole = tmp_path / "whole"
+    assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
+    run = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={run}"], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 180
+    while not last.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 143, err[-2000:]
+    assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [
+        f"error: interrupted by SIGTERM: the last finished epoch's checkpoint is in {run}/checkpoints/last.ckpt; "
+        "continue with resume=true and the same hydra.run.dir (or hydra.sweep.dir for a multirun)"
+    ]
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["signal"] == "SIGTERM"
+    assert json.loads((run / "metrics.json").read_text())["stop_reason"] == "interrupted"
+    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert result(run) == result(whole)
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tiny_root, tmp_path):

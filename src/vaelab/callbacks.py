@@ -1,12 +1,15 @@
-"""Lightning callbacks of ours: one progress line per epoch, and image panels every few epochs."""
+"""Lightning callbacks of ours: one progress line per epoch, image panels every few epochs, and
+early stopping that survives a resume at its last epoch."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
@@ -37,6 +40,52 @@ class EpochProgress(pl.Callback):
             f"({time.perf_counter() - self._start:.1f}s)",
             flush=True,
         )
+
+
+class EarlyStopping(LightningEarlyStopping):
+    """Lightning's :class:`~pytorch_lightning.callbacks.EarlyStopping`, unchanged in what it decides.
+
+    Its state (best score, epochs waited, the epoch it stopped at) travels in every checkpoint, so a
+    resumed run keeps counting where the killed one was. One case Lightning leaves open: the
+    ``last.ckpt`` of the epoch that triggered the stop already says "stopped", but a run killed
+    after writing it and resumed would train one more epoch (``trainer.should_stop`` is not saved).
+    Here a restored stop ends the resumed fit at once, so it stops at the same epoch as an
+    uninterrupted run.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.stopped_epoch > 0:
+            trainer.should_stop = True
+
+
+class SessionClock(pl.Callback):
+    """Carries a run's wall time across sessions: each checkpoint stores the seconds spent so far
+    (earlier sessions plus this one), and a resumed run starts from them (``before_s``), so
+    ``metrics.json``'s ``wall_time_s`` is the whole run's, not the last session's."""
+
+    def __init__(self) -> None:
+        self.before_s = 0.0
+        self._start = time.perf_counter()
+
+    def state_dict(self) -> dict[str, float]:
+        return {"wall_time_s": self.before_s + time.perf_counter() - self._start}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.before_s = float(state_dict.get("wall_time_s", 0.0))
+
+
+def stop_reason(trainer: pl.Trainer, history: list[dict[str, float]]) -> str:
+    """Why ``trainer.fit`` returned: ``diverged`` (a NaN/inf loss ended it), ``interrupted``
+    (a signal or Ctrl-C), ``early_stopping`` (the validation loss passed its minimum) or
+    ``max_epochs`` (the epoch cap came first: the run may not have reached its minimum)."""
+    last = history[-1] if history else {}
+    if any(not math.isfinite(last.get(k, 0.0)) for k in ("val/loss", "train/loss")):
+        return "diverged"
+    if trainer.interrupted:
+        return "interrupted"
+    if any(isinstance(c, LightningEarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks):
+        return "early_stopping"
+    return "max_epochs"
 
 
 def latent_grid(latent_dim: int, steps: int, span: float = 0.95) -> Tensor:
@@ -105,7 +154,8 @@ class ImageLogger(pl.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        last = epoch >= (trainer.max_epochs or epoch)
+        # the last epoch: the cap, or early stopping (decided in on_validation_end, before this hook)
+        last = epoch >= (trainer.max_epochs or epoch) or trainer.should_stop
         if self.every_n_epochs <= 0 or (epoch % self.every_n_epochs and not last):
             return
         dm = trainer.datamodule

@@ -8,6 +8,7 @@ coordinates, averaged over the images of the split, weighted by batch size (torc
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -152,7 +153,8 @@ class VAEModule(pl.LightningModule):
         """Raise before validation or checkpointing when a step's loss was NaN/inf (one sync per epoch)."""
         step = int(self._nonfinite_step)
         if step >= 0:
-            ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+            last = Path(self.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+            ckpt = str(last) if last.is_file() else "none written yet"
             raise TrainingDiverged(
                 f"training diverged: the loss was not finite at step {step} (epoch {self.current_epoch + 1}); stopped without "
                 f"saving the diverged weights. Last good checkpoint: {ckpt}. Lower model.lr or check the data"

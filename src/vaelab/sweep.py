@@ -26,28 +26,35 @@ class SweepSummary(Callback):
     """Print the job table after a multirun; exit 1 if any job failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        jobs = job_dirs(sweep_dir)
-        failed = []
-        print(f"\nsweep {sweep_dir}: {len(jobs)} job(s)", flush=True)
-        for job in jobs:
-            status = read_json(job / "status.json")
-            state = status.get("status", "unknown")
-            if state != "completed":
-                failed.append(job)
-                print(f"  {job.name}: {state.upper()} {status.get('error', '')}", flush=True)
-                continue
-            m = read_json(job / "metrics.json")
-            wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
-            print(
-                f"  {job.name}: latent_dim={m.get('latent_dim')} seed={m.get('seed')} kl={m.get('kl')} "
-                f"val_loss_min={m.get('val_loss_min', float('nan')):.3f} (epoch {m.get('val_loss_min_epoch')}) "
-                f"test_loss={m.get('test_loss', float('nan')):.3f}\n"
-                f"      metrics: {job / 'metrics.json'}\n"
-                f"      best checkpoint: {m.get('best_ckpt')}\n"
-                f"      W&B run: {', '.join(wandb_runs) or 'none (logger not wandb)'}",
-                flush=True,
-            )
-        if failed:
-            print(f"error: {len(failed)} of {len(jobs)} job(s) failed: {', '.join(j.name for j in failed)} (see their status.json)", file=sys.stderr, flush=True)
+        if print_summary(Path(str(config.hydra.sweep.dir))):
             sys.exit(1)
+
+
+def print_summary(sweep_dir: Path) -> list[Path]:
+    """Print one block per job of ``sweep_dir`` (status, numbers, where its files are); returns
+    the jobs that did not complete, after an ``error:`` line naming them."""
+    jobs = job_dirs(sweep_dir)
+    failed = []
+    print(f"\nsweep {sweep_dir}: {len(jobs)} job(s)", flush=True)
+    for job in jobs:
+        status = read_json(job / "status.json")
+        state = status.get("status", "unknown")
+        if state != "completed":
+            failed.append(job)
+            print(f"  {job.name}: {state.upper()} {status.get('error', '')}", flush=True)
+            continue
+        m = read_json(job / "metrics.json")
+        wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
+        print(
+            f"  {job.name}: latent_dim={m.get('latent_dim')} seed={m.get('seed')} kl={m.get('kl')} "
+            f"val_loss_min={m.get('val_loss_min', float('nan')):.3f} (epoch {m.get('val_loss_min_epoch')} of {m.get('epochs')}, "
+            f"stopped by {m.get('stop_reason', 'unknown')}) "
+            f"test_loss={m.get('test_loss', float('nan')):.3f}\n"
+            f"      metrics: {job / 'metrics.json'}\n"
+            f"      best checkpoint: {m.get('best_ckpt')}\n"
+            f"      W&B run: {', '.join(wandb_runs) or 'none (logger not wandb)'}",
+            flush=True,
+        )
+    if failed:
+        print(f"error: {len(failed)} of {len(jobs)} job(s) did not complete: {', '.join(j.name for j in failed)} (see their status.json)", file=sys.stderr, flush=True)
+    return failed

@@ -21,7 +21,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.config import check_overrides, exit_with, validate
-from vaelab.errors import UserError
+from vaelab.errors import RunInterrupted, UserError
 from vaelab.provenance import REPO_ROOT
 from vaelab.wandb_run import finish
 
@@ -78,6 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
     import pytorch_lightning as pl
 
+    from vaelab.callbacks import SessionClock, stop_reason
     from vaelab.checkpoint import AtomicCheckpointIO, check_checkpoint
     from vaelab.provenance import provenance
     from vaelab.runtime import configure_torch
@@ -94,7 +95,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    # SessionClock is not a choice: every run keeps its total wall time across resumed sessions
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [SessionClock()]
     loggers = [instantiate_logger(c, out_dir, ckpt_path) for c in (cfg.get("logger") or {}).values()]
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
@@ -106,13 +108,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:
         logger.log_hyperparams({**resolved, "provenance": info})
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    clock = callbacks[-1]
+    signal_name = fit_or_interrupt(trainer, module, datamodule, ckpt_path)
     # the whole run's history: testing the best checkpoint below loads that checkpoint's history,
     # which ends at the best epoch
     history = list(module.history)
+    reason = stop_reason(trainer, history)
 
     ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
+    if signal_name:  # no test on an interrupted run: its numbers come after `resume=true`
+        test = {k: math.nan for k in ("test/loss", "test/nelbo", "test/recon", "test/kl")}
+    else:
+        test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
     val_min, val_epoch = summarize(history)
     metrics = {
         "latent_dim": int(cfg.model.latent_dim),
@@ -122,6 +129,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "beta": float(cfg.model.beta),
         "binarize": str(cfg.data.binarize),
         "epochs": len(history),
+        "max_epochs": int(cfg.trainer.max_epochs),
+        # early_stopping | max_epochs | diverged | interrupted (see vaelab.callbacks.stop_reason)
+        "stop_reason": reason,
         "val_loss_min": val_min,
         "val_loss_min_epoch": val_epoch,
         "test_loss": float(test["test/loss"]),
@@ -129,7 +139,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test_recon": float(test["test/recon"]),
         "test_kl": float(test["test/kl"]),
         "best_ckpt": ckpt or None,
-        "wall_time_s": round(time.perf_counter() - start, 3),
+        # all sessions of the run: a resumed run adds the time of the ones before
+        "wall_time_s": round(clock.before_s + time.perf_counter() - start, 3),
         "git_commit": info["git_commit"],
         "history": history,
     }
@@ -138,9 +149,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         for logger in loggers:
             if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
                 logger.experiment.summary.update(
-                    {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics["test_loss"], "test/nelbo": metrics["test_nelbo"]}
+                    {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics["test_loss"], "test/nelbo": metrics["test_nelbo"],
+                     "stop_reason": reason, "epochs": len(history)}
                 )
+        print(f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}", flush=True)
+    if signal_name:
+        raise RunInterrupted(signal_name, out_dir)
     return metrics
+
+
+def fit_or_interrupt(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> str | None:
+    """``trainer.fit``; returns None when it ran to its end, or the signal that interrupted it.
+
+    Lightning ends a fit on SIGTERM with ``SIGTERMException`` and on Ctrl-C (SIGINT) with
+    ``sys.exit(1)``, both ``SystemExit``: we catch those (only when Lightning marked the fit
+    interrupted) so the run can record its state and exit non-zero with one line.
+    """
+    from pytorch_lightning.trainer.states import TrainerStatus
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit as exc:
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        return "SIGTERM" if isinstance(exc, SIGTERMException) else "SIGINT"
+    return None
 
 
 def _check_ddp_launch(cfg: DictConfig) -> None:
@@ -182,6 +216,12 @@ def run(cfg: DictConfig) -> float | None:
         # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
         best = metrics["val_loss_min"]
         return float(best) if math.isfinite(best) else None
+    except RunInterrupted as err:
+        write_json(status, {"status": "interrupted", "signal": err.signal, "error": str(err)})
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        if _is_multirun():
+            _stop_sweep(cfg)
+        sys.exit(err.exit_code)
     except UserError as err:
         _record_failure(cfg, status, str(err))
         if not _is_multirun():
@@ -197,6 +237,16 @@ def run(cfg: DictConfig) -> float | None:
         return None
     finally:
         finish(failed)
+
+
+def _stop_sweep(cfg: DictConfig) -> None:
+    """An interrupted multirun stops: the remaining jobs are not started (re-run the sweep with
+    ``resume=true`` to continue); the summary of the jobs so far is printed first."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from vaelab.sweep import print_summary
+
+    print_summary(Path(str(HydraConfig.get().sweep.dir)))
 
 
 def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | None = None) -> None:
