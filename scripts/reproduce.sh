@@ -26,11 +26,13 @@
 #   VAELAB_REPRODUCE_DIR    where the sweeps go (default outputs/reproduce/<UTC time>)
 #   VAELAB_RESULTS_DIR      where the report goes (default results; with --quick: $OUT/results)
 #   VAELAB_EXTRA_OVERRIDES  extra Hydra overrides for every training job (space separated), e.g.
-#                           "trainer=gpu" or "hydra/launcher=joblib hydra.launcher.n_jobs=2 threads=1"
+#                           "trainer=gpu"
+#   VAELAB_LAUNCHER         joblib (default: jobs in parallel, 1 torch thread each) or basic (sequential)
+#   VAELAB_N_JOBS           jobs at once with joblib (default 2, one per core here; e.g. 12 on a GPU machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELP_LINES=2,33p
+HELP_LINES=2,31p
 source scripts/reproduce_common.sh
 OUT=${VAELAB_REPRODUCE_DIR:-outputs/reproduce/$STAMP}
 OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
@@ -46,13 +48,14 @@ fi
 GROUP="reproduce_$STAMP"
 
 log "reproduction into $OUT (seeds $SEEDS, IW k=$K, python $PYTHON${EXTRA[*]:+, extra: ${EXTRA[*]}})"
+log "launcher: $LAUNCH_WHY"
 failed=0
 for kl in paper analytic; do
   log "training: experiment=paper model.kl=$kl, latent dims 1,2 x seeds $SEEDS -> $OUT/$kl"
   WANDB=("logger.wandb.group=$GROUP" "tags=[reproduce,kl-$kl]")
   if [[ " ${EXTRA[*]} " == *" logger="* ]]; then WANDB=(); fi
   "$PYTHON" -m vaelab.train -m experiment=paper "model.kl=$kl" model.latent_dim=1,2 "seed=$SEEDS" \
-    "hydra.sweep.dir=$OUT/$kl" "${WANDB[@]}" "${EXTRA[@]}" || { failed=1; echo "warning: some $kl jobs failed; the report lists them as missing" >&2; }
+    "hydra.sweep.dir=$OUT/$kl" "${LAUNCH[@]}" "${WANDB[@]}" "${EXTRA[@]}" || { failed=1; echo "warning: some $kl jobs failed; the report lists them as missing" >&2; }
 done
 
 log "evaluating every best checkpoint on the test set (k=$K)"

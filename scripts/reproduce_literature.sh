@@ -9,7 +9,7 @@
 #   --quick   smoke test: 1 seed, 2 epochs, k=16, results into $OUT/results
 # Environment: PYTHON, VAELAB_IW_K (default 500), VAELAB_SEEDS (default 0,1,2), VAELAB_REPRODUCE_DIR
 # (default outputs/literature/<UTC time>), VAELAB_RESULTS_DIR (default results/literature),
-# VAELAB_EXTRA_OVERRIDES: as in scripts/reproduce.sh.
+# VAELAB_EXTRA_OVERRIDES, VAELAB_LAUNCHER, VAELAB_N_JOBS: as in scripts/reproduce.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,8 +31,9 @@ if [[ " ${EXTRA[*]} " == *" logger="* ]]; then WANDB=(); fi
 
 failed=0
 log "training: experiment=literature, latent dims 2,5 x seeds $SEEDS -> $OUT/sweep"
+log "launcher: $LAUNCH_WHY"
 "$PYTHON" -m vaelab.train -m experiment=literature model.latent_dim=2,5 "seed=$SEEDS" "hydra.sweep.dir=$OUT/sweep" \
-  "${WANDB[@]}" "${EXTRA[@]}" || failed=1
+  "${LAUNCH[@]}" "${WANDB[@]}" "${EXTRA[@]}" || failed=1
 
 log "evaluating every best checkpoint on the binarised test set (k=$K)"
 evaluate_best_checkpoints "$K" "$OUT" "$OUT/sweep"

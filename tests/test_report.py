@@ -21,6 +21,8 @@ VAL_MIN = {
     ("analytic", 1, 0): 158.0, ("analytic", 1, 1): 158.75, ("analytic", 1, 2): 157.5,
     ("analytic", 2, 0): 145.0, ("analytic", 2, 1): 146.0,
 }  # fmt: skip
+# the one run stopped by the epoch cap while still improving: its minimum is its last epoch (12)
+NOT_CONVERGED = ("paper", 1, 2)
 # completed jobs with an eval.json (IW NLL); analytic d=1 seed 2 was never evaluated
 IW = {key: value - 3.0 - key[2] for key, value in VAL_MIN.items() if key != ("analytic", 1, 2)}
 
@@ -51,10 +53,15 @@ def _job(sweep: Path, num: int, kl: str, dim: int, seed: int, root: Path, ckpts:
         return
     best = VAL_MIN[(kl, dim, seed)]
     history = [{"epoch": e, "val/loss": best + 10.0 / e - (10.0 if e == 10 else 0) + (0 if e == 10 else 10.0), "train/loss": best + 5} for e in range(1, 13)]
-    history[9]["val/loss"] = best  # the minimum at epoch 10
+    best_epoch = 12 if (kl, dim, seed) == NOT_CONVERGED else 10
+    history[best_epoch - 1]["val/loss"] = best  # the minimum at epoch 10 (12: not converged)
+    if best_epoch == 12:
+        history[9]["val/loss"] = best + 0.5
+    stop = "max_epochs" if best_epoch == 12 else "early_stopping"
     metrics = {
         "latent_dim": dim, "seed": seed, "kl": kl, "recon": "bce", "beta": 1.0, "binarize": "none", "epochs": 12,
-        "val_loss_min": best, "val_loss_min_epoch": 10, "test_loss": best - 1.0, "test_nelbo": best - 2.0,
+        "max_epochs": 12 if stop == "max_epochs" else 100, "stop_reason": stop,
+        "val_loss_min": best, "val_loss_min_epoch": best_epoch, "test_loss": best - 1.0, "test_nelbo": best - 2.0,
         "test_recon": best - 6.0, "test_kl": 4.0, "best_ckpt": ckpts[dim], "wall_time_s": 100.0 + seed,
         "git_commit": "abc123", "history": history,
     }  # fmt: skip
@@ -104,7 +111,9 @@ def test_table_numbers(report) -> None:
         vals = [VAL_MIN[(kl, dim, s)] for s in seeds]
         assert float(row["val_loss_min_mean"]) == pytest.approx(statistics.fmean(vals), abs=1e-6)
         assert float(row["val_loss_min_std"]) == pytest.approx(statistics.stdev(vals), abs=1e-6)
-        assert float(row["val_loss_min_epoch_mean"]) == 10.0
+        epochs = [12 if (kl, dim, s) == NOT_CONVERGED else 10 for s in seeds]
+        assert float(row["val_loss_min_epoch_mean"]) == pytest.approx(statistics.fmean(epochs), abs=1e-6)
+        assert int(row["n_not_converged"]) == epochs.count(12)
         assert float(row["test_loss_mean"]) == pytest.approx(statistics.fmean(vals) - 1.0, abs=1e-6)
         assert float(row["test_nelbo_mean"]) == pytest.approx(statistics.fmean(vals) - 2.0, abs=1e-6)
         iw = [IW[(kl, dim, s)] for s in seeds if (kl, dim, s) in IW]
@@ -137,6 +146,19 @@ def test_markdown_headline_and_provenance(report) -> None:
     assert "commit (training runs): abc123" in md and "machine: test machine, 2 cores" in md
     assert "python -m vaelab.train -m experiment=paper model.kl=paper model.latent_dim=1,2 seed=0,1,2" in md
     assert md.count("| paper |") == 2 and md.count("| analytic |") == 2
+
+
+def test_a_run_whose_minimum_is_its_last_epoch_is_flagged(report) -> None:
+    out, _ = report
+    runs = {(r["kl"], int(r["latent_dim"]), int(r["seed"])): r for r in _rows(out / "runs.csv")}
+    assert runs[NOT_CONVERGED]["converged"] == "not converged" and runs[NOT_CONVERGED]["stop_reason"] == "max_epochs"
+    assert runs[("paper", 1, 0)]["converged"] == "yes" and runs[("paper", 1, 0)]["stop_reason"] == "early_stopping"
+    assert runs[("paper", 2, 1)]["converged"] == ""  # failed: neither
+    md = (out / "val_loss.md").read_text()
+    assert "3/3, 1 not converged¹" in md
+    assert "¹ 1 of 10 runs not converged: their minimal validation loss is at their last epoch" in md
+    # the headline (paper rows: 5 completed runs) says so
+    assert "**1 of these 5 runs had not converged** (minimum at their last epoch)" in md.splitlines()[2]
 
 
 def test_figures_are_valid_pngs(report) -> None:

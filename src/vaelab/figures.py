@@ -24,7 +24,7 @@ RANGE_PERCENTILES = (1.0, 99.0)
 
 @dataclass
 class Curve:
-    """One run's validation-loss curve."""
+    """One run's loss curves (validation, and training where given), nats per image."""
 
     label: str  # legend text, e.g. "paper seed 0"
     latent_dim: int
@@ -32,6 +32,7 @@ class Curve:
     val_loss: Sequence[float]  # nats per image
     color: str | None = None
     linestyle: str = "-"
+    train_loss: Sequence[float] | None = None  # drawn thin and dashed in the same colour
 
 
 def _image_row(images: np.ndarray) -> np.ndarray:
@@ -51,29 +52,47 @@ def decode_means(vae: torch.nn.Module, c: np.ndarray) -> np.ndarray:
     return torch.sigmoid(vae.decode(torch.as_tensor(c, dtype=torch.float32))).cpu().numpy()
 
 
-def loss_curves(curves: Sequence[Curve], title: str = "validation loss") -> Figure:
-    """One panel per latent dim, one line per run; the minimum of each run is marked with a dot.
-    The y axis starts at the 3rd epoch's values, so the first epochs do not flatten the plateau."""
+def loss_curves(curves: Sequence[Curve], title: str = "validation loss", zoom: bool = True) -> Figure:
+    """Top row: the whole curves, one panel per latent dim, one line per run (validation solid,
+    training thin and dashed), each run's validation minimum marked with a dot, so the U (fall,
+    minimum, rise as the decoder overfits) shows. With ``zoom``, a second row zooms on the minima:
+    from a little before the earliest minimum to the last epoch, and a few nats above them.
+    The top row's y axis starts at the 3rd epoch's values, so the first epochs do not flatten it."""
     dims = sorted({c.latent_dim for c in curves}) or [0]
-    fig = Figure(figsize=(5.5 * len(dims), 4.2), layout="constrained")
-    axes = fig.subplots(1, len(dims), squeeze=False)[0]
-    for ax, d in zip(axes, dims):
-        tops, bottoms = [], []
-        for c in (c for c in curves if c.latent_dim == d):
-            y = np.asarray(c.val_loss, dtype=float)
-            if np.isfinite(y).any():
-                tops.append(y[min(2, len(y) - 1)])  # from the 3rd epoch on: the plateau stays readable
-                bottoms.append(np.nanmin(y))
-            (line,) = ax.plot(c.epochs, y, c.linestyle, color=c.color, label=c.label, lw=1.2)
-            if np.isfinite(y).any():
-                i = int(np.nanargmin(y))
-                ax.plot(c.epochs[i], y[i], "o", color=line.get_color(), ms=4)
-        if tops and np.isfinite(tops).all() and max(tops) > min(bottoms):
-            pad = 0.05 * (max(tops) - min(bottoms))
-            ax.set_ylim(min(bottoms) - pad, max(tops) + pad)
-        ax.set(title=f"latent dim {d}", xlabel="epoch", ylabel="loss (nats per image)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    rows = 2 if zoom else 1
+    fig = Figure(figsize=(5.5 * len(dims), 4.0 * rows), layout="constrained")
+    grid = fig.subplots(rows, len(dims), squeeze=False)
+    for col, d in enumerate(dims):
+        mine = [c for c in curves if c.latent_dim == d]
+        tops, bests = [], []  # (epoch, value) of each run's minimum
+        for ax in grid[:, col]:
+            for c in mine:
+                y = np.asarray(c.val_loss, dtype=float)
+                (line,) = ax.plot(c.epochs, y, c.linestyle, color=c.color, label=c.label, lw=1.2)
+                if c.train_loss is not None:
+                    ax.plot(c.epochs, np.asarray(c.train_loss, dtype=float), "--", color=line.get_color(), lw=0.7, alpha=0.6)
+                if np.isfinite(y).any():
+                    i = int(np.nanargmin(y))
+                    ax.plot(c.epochs[i], y[i], "o", color=line.get_color(), ms=4)
+                    if ax is grid[0, col]:
+                        tops.append(y[min(2, len(y) - 1)])  # from the 3rd epoch on: the plateau stays readable
+                        bests.append((c.epochs[i], y[i]))
+            ax.grid(alpha=0.3)
+            ax.set(xlabel="epoch", ylabel="loss (nats per image)")
+        low = min((v for _, v in bests), default=np.nan)
+        if tops and np.isfinite(tops).all() and max(tops) > low:
+            pad = 0.05 * (max(tops) - low)
+            grid[0, col].set_ylim(low - pad, max(tops) + pad)
+        note = ", training dashed" if any(c.train_loss is not None for c in mine) else ""
+        grid[0, col].set_title(f"latent dim {d}: whole run (dot: minimum{note})")
+        grid[0, col].legend(fontsize=7)
+        if zoom and bests:
+            first = min(e for e, _ in bests)
+            last = max((c.epochs[-1] for c in mine if len(c.epochs)), default=first)
+            high = max(v for _, v in bests)
+            grid[1, col].set_xlim(max(1, first - 0.25 * (last - first + 4)), last + 1)
+            grid[1, col].set_ylim(low - 0.3, high + 2.0)
+            grid[1, col].set_title(f"latent dim {d}: around the minima (to +2 nats)")
     fig.suptitle(title)
     return fig
 

@@ -69,6 +69,13 @@ class Job:
     def ok(self) -> bool:
         return self.status == "completed" and bool(self.metrics)
 
+    @property
+    def converged(self) -> bool:
+        """Whether the run passed its minimum: the minimal validation loss came before its last
+        epoch. A run whose minimum is its last epoch (stopped by the epoch cap while still
+        improving) gives an upper bound on its minimum, not the minimum."""
+        return self.ok and 0 < int(self.metrics.get("val_loss_min_epoch", 0)) < int(self.metrics.get("epochs", 0))
+
     def value(self, key: str) -> float:
         """A number from metrics.json, else eval.json; NaN when neither has it."""
         v = self.metrics.get(key, self.evaluation.get(key))
@@ -199,6 +206,8 @@ def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
         row["epochs"] = ",".join(map(str, sorted({int(j.metrics.get("epochs", 0)) for j in done})))
         row["seeds"] = ",".join(str(j.seed) for j in sorted(done, key=lambda j: (j.seed is None, j.seed or 0)))
         row["n_seeds"] = len(done)
+        row["n_not_converged"] = sum(1 for j in done if not j.converged)
+        row["stop_reasons"] = ",".join(sorted({str(j.metrics.get("stop_reason", "unknown")) for j in done}))
         row["n_jobs"] = len(members)
         missing = [j for j in members if not j.ok]
         row["missing"] = "; ".join(f"job {j.sweep.name}/{j.name} seed {j.seed} ({j.why_missing()})" for j in missing)
@@ -214,6 +223,9 @@ def run_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
         for _, key, _ in SUMMARISED:
             row[key] = j.value(key)
         row["epochs"] = j.metrics.get("epochs")
+        row["max_epochs"] = j.metrics.get("max_epochs")
+        row["stop_reason"] = j.metrics.get("stop_reason")
+        row["converged"] = "yes" if j.converged else ("not converged" if j.ok else "")
         row["iw_k"] = j.evaluation.get("k")
         row["git_commit"] = j.metrics.get("git_commit")
         rows.append(row)
@@ -246,7 +258,13 @@ def headline(rows: Sequence[dict[str, Any]]) -> str:
     values = " and ".join(f"**{_fmt(r['val_loss_min_mean'], r['val_loss_min_std'])}**" for r in picked)
     dims = " and ".join(str(r["latent_dim"]) for r in picked)
     seeds = "/".join(str(r["n_seeds"]) for r in picked)
-    return f"The minimal loss of the validation set is {values} for hidden (latent) dimension {dims} ({kl} penalty, nats per image, mean ± std over {seeds} seeds)."
+    text = f"The minimal loss of the validation set is {values} for hidden (latent) dimension {dims} ({kl} penalty, nats per image, mean ± std over {seeds} seeds)."
+    unconverged = sum(r["n_not_converged"] for r in picked)
+    if unconverged:
+        runs = sum(r["n_seeds"] for r in picked)
+        text += (f" **{unconverged} of these {runs} runs had not converged** (minimum at their last epoch), "
+                 "so those numbers are upper bounds on the minimum, not minima.")
+    return text
 
 
 def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
@@ -270,10 +288,17 @@ def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
                 cell += f" (evaluated: {r['n_iw']} of {r['n_seeds']} seeds)"
             cells.append(cell)
         seeds = f"{r['n_seeds']}/{r['n_jobs']}"
+        if r["n_not_converged"]:
+            seeds += f", {r['n_not_converged']} not converged¹"
         if r["missing"]:
             seeds += f", missing: {r['missing']}"
         cells.append(seeds)
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    unconverged = sum(r["n_not_converged"] for r in rows)
+    if unconverged:
+        lines += ["", f"¹ {unconverged} of {sum(r['n_seeds'] for r in rows)} runs not converged: their minimal validation loss is at "
+                  "their last epoch (see `converged` and `stop_reason` in runs.csv), so the row's value is an upper bound on the minimum. "
+                  "Raise trainer.max_epochs until early stopping ends every run."]
     lines += [
         "",
         "Mean ± sample standard deviation (n − 1) over the completed seeds; epochs are 1-based. "
@@ -302,6 +327,7 @@ def _curves(jobs: Sequence[Job]):
                 latent_dim=int(j.latent_dim),
                 epochs=[int(h["epoch"]) for h in hist],
                 val_loss=[float(h["val/loss"]) for h in hist],
+                train_loss=[float(h.get("train/loss", math.nan)) for h in hist],
                 color=colors.get(str(j.kl)),
                 linestyle=styles[(j.seed or 0) % len(styles)],
             )
@@ -324,7 +350,7 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
         fig.savefig(path, dpi=110)
         written[name] = path
 
-    save("val_loss_curves", figures.loss_curves(_curves(jobs), "validation loss of every run (dot: minimum)"))
+    save("val_loss_curves", figures.loss_curves(_curves(jobs), "loss per epoch of every run: validation (solid), training (dashed); dot: minimal validation loss"))
 
     best: dict[tuple[str, int], Job] = {}
     for j in jobs:
