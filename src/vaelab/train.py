@@ -114,6 +114,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # which ends at the best epoch
     history = list(module.history)
     reason = stop_reason(trainer, history)
+    # seconds of the sessions before this one, restored by fit from last.ckpt; read now, because
+    # testing the best checkpoint below restores the clock of that (earlier) checkpoint too
+    before_s = clock.before_s
 
     ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if signal_name:  # no test on an interrupted run: its numbers come after `resume=true`
@@ -140,7 +143,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test_kl": float(test["test/kl"]),
         "best_ckpt": ckpt or None,
         # all sessions of the run: a resumed run adds the time of the ones before
-        "wall_time_s": round(clock.before_s + time.perf_counter() - start, 3),
+        "wall_time_s": round(before_s + time.perf_counter() - start, 3),
         "git_commit": info["git_commit"],
         "history": history,
     }
