@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test reproduce reproduce-literature benchmark sweep-speedup clean-venv
+.PHONY: run test test-fast lint format reproduce reproduce-literature benchmark sweep-speedup clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,23 @@ reproduce: $(STAMP)
 reproduce-literature: $(STAMP)
 	PYTHON=$(PY) scripts/reproduce_literature.sh
 
-## test: the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
-test: $(STAMP)
+## test: lint, then the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
+test: lint
 	$(PY) -m pytest -q -n 2 --dist worksteal tests
+
+## test-fast: the suite without the tests marked slow (wheel build, chaos runs)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not slow" tests
+
+## lint: ruff's linter and formatter check, with the settings in pyproject.toml
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+## format: apply ruff's fixes and formatting
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests scripts
+	$(VENV)/bin/ruff format src tests scripts
 
 ## benchmark: real training path vs a plain PyTorch loop and the torchvision DataLoader path
 benchmark: $(STAMP)

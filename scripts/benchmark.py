@@ -8,7 +8,7 @@ A. vaelab's real training path: the Hydra-composed ``experiment=paper`` config (
    fast path, callbacks, ``pl.Trainer`` settings of the experiments), ``trainer.fit`` for ``--steps``
    training steps; steps are timed from inside the loop (batch start to batch start), so the
    Trainer's one-off start-up is not counted but all of its per-step work is;
-B. a plain PyTorch loop written here: same VAE shape, ``vaelab.loss.vae_loss``, batch size, fused
+B. a plain PyTorch loop written here: same VAE shape, ``vaelab.vae.loss.vae_loss``, batch size, fused
    Adam, the same tensor batches and the same seeded training noise; no Lightning;
 C. the pytorch/examples VAE loop: ``torchvision.datasets.MNIST`` + ``ToTensor`` + ``DataLoader``
    (shuffle, batch 128), default Adam, ``loss.item()`` every step, same model shape;
@@ -47,10 +47,10 @@ if str(REPO / "src") not in sys.path:
 
 import pytorch_lightning as pl  # noqa: E402
 
-from vaelab.data import MNIST_FILES, TensorBatches, epoch_generator  # noqa: E402
-from vaelab.loss import vae_loss  # noqa: E402
-from vaelab.model import VAE  # noqa: E402
-from vaelab.runtime import configure_torch  # noqa: E402
+from vaelab.data.datamodule import MNIST_FILES, TensorBatches, epoch_generator  # noqa: E402
+from vaelab.training.runtime import configure_torch  # noqa: E402
+from vaelab.vae.loss import vae_loss  # noqa: E402
+from vaelab.vae.model import VAE  # noqa: E402
 
 
 # ------------------------------------------------------------------ data
@@ -87,7 +87,9 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import vaelab.train  # noqa: F401  (registers the vaelab.* resolvers)
+    from vaelab.config.resolvers import register
+
+    register()  # the vaelab.* resolvers of the YAML files
 
     overrides = [
         "experiment=paper",
@@ -104,7 +106,7 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
         overrides.append(f"data.steps_per_call={args.steps_per_call}")
     if not real:
         overrides.append("data.val_size=9999")  # 59,999 synthetic images -> 50,000 train
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "src" / "vaelab" / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(out_dir)
@@ -176,8 +178,12 @@ def run_a(cfg, datamodule, steps: int, skip: int, device: str) -> float:
     skip_calls = -(-skip // per_call)
     clock = StepClock(skip_calls, device)
     module, datamodule, trainer = instantiate_path(
-        cfg, datamodule, max_epochs=1, limit_train_batches=skip_calls + -(-steps // per_call) + 1,
-        limit_val_batches=0, callbacks=[clock],
+        cfg,
+        datamodule,
+        max_epochs=1,
+        limit_train_batches=skip_calls + -(-steps // per_call) + 1,
+        limit_val_batches=0,
+        callbacks=[clock],
     )
     trainer.fit(module, datamodule=datamodule)
     return clock.rate()
@@ -365,12 +371,14 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=10, help="untimed steps at the start of each round")
     p.add_argument("--c-steps", type=int, default=60, help="timed steps of the DataLoader path per round (0: skip it)")
     p.add_argument("--epochs", type=int, default=2, help="full epochs timed at the end (real path; 0: skip)")
-    p.add_argument("--graph-steps", type=int, default=8,
-                   help="CUDA only: training steps per CUDA-graph replay of path D (0: skip D)")
-    p.add_argument("--steps-per-call", type=int, default=None,
-                   help="path A: training batches per Lightning training_step call (default: the config's data.steps_per_call)")
-    p.add_argument("--eager", action="store_true",
-                   help="path A with model.cuda_graph=false (on CUDA: no graph replay of training_step calls)")
+    p.add_argument("--graph-steps", type=int, default=8, help="CUDA only: training steps per CUDA-graph replay of path D (0: skip D)")
+    p.add_argument(
+        "--steps-per-call",
+        type=int,
+        default=None,
+        help="path A: training batches per Lightning training_step call (default: the config's data.steps_per_call)",
+    )
+    p.add_argument("--eager", action="store_true", help="path A with model.cuda_graph=false (on CUDA: no graph replay of training_step calls)")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
@@ -385,18 +393,22 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="vaelab_bench_"))
     root, real = data_root(tmp)
-    from vaelab.provenance import git_commit, git_dirty, machine
+    from vaelab.runs.provenance import git_commit, git_dirty, machine
 
     print(f"vaelab benchmark  commit {git_commit()}{' (dirty)' if git_dirty() else ''}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     print(f"machine: {machine()}")
-    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print(f"data: {'real MNIST at ' + str(root) if real else 'SYNTHETIC images (VAELAB_DATA_ROOT has no MNIST/raw): speed only'}")
 
     cfg = compose_experiment(root, real, args.device, tmp / "run", args)
-    print(f"config: experiment=paper latent_dim={cfg.model.latent_dim} hidden={list(cfg.model.hidden)} "
-          f"batch {cfg.data.batch_size} steps_per_call={cfg.data.steps_per_call} cuda_graph={cfg.model.cuda_graph} fused={cfg.model.fused} "
-          f"deterministic={cfg.trainer.deterministic}")
+    print(
+        f"config: experiment=paper latent_dim={cfg.model.latent_dim} hidden={list(cfg.model.hidden)} "
+        f"batch {cfg.data.batch_size} steps_per_call={cfg.data.steps_per_call} cuda_graph={cfg.model.cuda_graph} fused={cfg.model.fused} "
+        f"deterministic={cfg.trainer.deterministic}"
+    )
 
     # shared inputs: the fast path's tensors (for B) and the DataLoader (for C)
     _, datamodule, trainer = instantiate_path(cfg, max_epochs=1)
@@ -408,11 +420,13 @@ def main() -> None:
     order = order[: n_batches * int(cfg.data.batch_size)]
     n = 60000 if real else 59999
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(cfg.data.split_seed)))
-    loader = torchvision_loader(root, perm[int(cfg.data.val_size):], int(cfg.data.batch_size), args.device)
+    loader = torchvision_loader(root, perm[int(cfg.data.val_size) :], int(cfg.data.batch_size), args.device)
 
     flops, fwd_flops = train_flops_per_image(cfg, args.device)
-    print(f"FLOPs per image: forward {fwd_flops / 1e6:.3f} M, forward+backward {flops / 1e6:.3f} M "
-          f"({flops / fwd_flops:.2f}x forward; the input layer needs no input gradient)")
+    print(
+        f"FLOPs per image: forward {fwd_flops / 1e6:.3f} M, forward+backward {flops / 1e6:.3f} M "
+        f"({flops / fwd_flops:.2f}x forward; the input layer needs no input gradient)"
+    )
 
     print("warm-up ...", flush=True)
     run_a(cfg, datamodule, 30, 5, args.device)
@@ -453,9 +467,11 @@ def main() -> None:
     print(f"A / peak             {spread(frac, '{:.1%}')}   (target >= 40%)")
 
     if graphs:
-        print(f"D graph-captured B   img/s {spread(d_rates)}   ({args.graph_steps} steps per CUDA graph replay; "
-              f"D/B {spread([d / b for d, b in zip(d_rates, b_rates)], '{:.2f}')}: the share of B's step time "
-              "that is Python and kernel launches)")
+        print(
+            f"D graph-captured B   img/s {spread(d_rates)}   ({args.graph_steps} steps per CUDA graph replay; "
+            f"D/B {spread([d / b for d, b in zip(d_rates, b_rates)], '{:.2f}')}: the share of B's step time "
+            "that is Python and kernel launches)"
+        )
     fast, dl = data_only_rates(datamodule, loader, 100, args.device)
     print(f"data paths alone     fast tensor batches {fast:.0f} img/s, torchvision DataLoader {dl:.0f} img/s ({fast / dl:.0f}x)")
 
@@ -469,11 +485,15 @@ def main() -> None:
     sync(args.device)
     fit_s = time.perf_counter() - t0
     n_train, n_val = dm.splits["train"].shape[0], dm.splits["val"].shape[0]
-    print(f"epoch wall time      {', '.join(f'{t:.2f} s' for t in clock.times)} per epoch "
-          f"({n_train} train + {n_val} val images, checkpoint and callbacks included; target < 4 s); "
-          f"whole fit of {args.epochs} epochs incl. start-up {fit_s:.2f} s")
-    print(f"memory               {peak_memory(args.device)}; the data module's decoded splits hold "
-          f"{sum(t.numel() * t.element_size() for t in dm.splits.values()) / 2**20:.0f} MiB")
+    print(
+        f"epoch wall time      {', '.join(f'{t:.2f} s' for t in clock.times)} per epoch "
+        f"({n_train} train + {n_val} val images, checkpoint and callbacks included; target < 4 s); "
+        f"whole fit of {args.epochs} epochs incl. start-up {fit_s:.2f} s"
+    )
+    print(
+        f"memory               {peak_memory(args.device)}; the data module's decoded splits hold "
+        f"{sum(t.numel() * t.element_size() for t in dm.splits.values()) / 2**20:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vaelab.loss import vae_loss  # noqa: E402
-from vaelab.model import VAE  # noqa: E402
+from vaelab.vae.loss import vae_loss  # noqa: E402
+from vaelab.vae.model import VAE  # noqa: E402
 
 
 def step_loss(model: VAE, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

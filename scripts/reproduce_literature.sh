@@ -3,7 +3,7 @@
 # dynamically binarised MNIST, exact KL) over model.latent_dim=2,5 x seed=0,1,2, then the test-set
 # importance-weighted NLL with k=500 of every best checkpoint, then vaelab.report into results/literature.
 # Compare -IW NLL with Davidson et al. 2018, Table 1 (N-VAE): -135.73 (d=2), -110.21 (d=5).
-# Took 28.5 min on 2 CPU cores at 411b186 (see the epoch budget in conf/experiment/literature.yaml).
+# Took 28.5 min on 2 CPU cores at 411b186 (see the epoch budget in src/vaelab/conf/experiment/literature.yaml).
 #
 # Usage:  VAELAB_DATA_ROOT=/path/with/MNIST/raw scripts/reproduce_literature.sh [--quick]   (or: make reproduce-literature)
 #   --quick   smoke test: 1 seed, 2 epochs, k=16, results into $OUT/results

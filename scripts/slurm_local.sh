@@ -43,7 +43,7 @@ MUNGE_RUN=/run/munge                 # munged's socket and pid file; must belong
 MUNGE_PID="$MUNGE_RUN/munged.pid"
 
 log() { echo "slurm_local: $*" >&2; }
-die() { echo "error: $*" >&2; exit "${2:-1}"; }
+die() { echo "error: $1" >&2; exit "${2:-1}"; }
 
 need_root() { [[ $EUID -eq 0 ]] || die "slurm_local.sh $1 must run as root (the daemons run as root)" 4; }
 
@@ -143,7 +143,8 @@ render_conf() {
 ClusterName=$CLUSTER
 SlurmctldHost=$host
 
-# We run the daemons as root (no slurm user setup, job steps may run as any user).
+# The daemons run as root (the script runs as root): no state/log directories to chown to the
+# slurm user. slurmd must be root anyway to start jobs as their submitting user.
 SlurmUser=root
 SlurmdUser=root
 
@@ -155,6 +156,7 @@ CredType=cred/munge
 # do no CPU binding. Consequence: --mem is a scheduling request only, nothing enforces it.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
+# Plain srun steps; no PMI/PMIx (the Debian pmix plugin logs a harmless load error at start).
 MpiDefault=none
 
 # Allocate cores and memory as consumable resources, so several small jobs share the node
@@ -183,6 +185,8 @@ SlurmctldLogFile=$LOG_DIR/slurmctld.log
 SlurmdLogFile=$LOG_DIR/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
+# No mail on this machine (the default /bin/mail is missing and logs an error at every start).
+MailProg=/bin/true
 
 # A node that was DOWN (e.g. slurmd stopped longer than SlurmdTimeout, or the daemons
 # restarted in another order) returns to service as soon as slurmd registers with a valid
@@ -206,8 +210,8 @@ MinJobAge=60
 # Seconds between SIGTERM and SIGKILL when a job is cancelled, requeued or hits its time limit
 # (default 30): time for a job to write a checkpoint, short enough for tests.
 KillWait=10
-# Defaults, stated: an srun/salloc whose client goes away is not timed out (0), and the other
-# tasks of a step are not killed when the first one exits (0).
+# Defaults, stated: jobs whose srun/salloc client went away are not killed (InactiveLimit=0),
+# and when the first task of a step exits the others are not timed out (Waittime=0).
 InactiveLimit=0
 Waittime=0
 

@@ -29,9 +29,11 @@ def sbatch_text(overrides: list[str], jobs: int) -> str:
     from omegaconf import OmegaConf
     from submitit.slurm.slurm import SlurmExecutor
 
-    import vaelab.train  # noqa: F401  (registers the vaelab.* resolvers)
+    from vaelab.config.resolvers import register
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+    register()  # the vaelab.* resolvers of the YAML files
+
+    with initialize_config_dir(config_dir=str(REPO / "src" / "vaelab" / "conf"), version_base="1.3"):
         # hydra.job.name: what `python -m vaelab.train` names its jobs
         cfg = compose(config_name="train", overrides=["hydra/launcher=submitit_slurm", "hydra.job.name=train", *overrides], return_hydra_config=True)
     # the ${now:...} in the sweep dir needs Hydra's resolvers; a fixed sweep dir can be passed in

@@ -3,7 +3,7 @@
 Runs the latent-dim x seed sweep twice through the real CLI, on real MNIST when
 ``VAELAB_DATA_ROOT`` holds it, and prints both wall times and the speed-up. The sequential sweep
 uses torch's default threads (all cores) per job; the joblib one runs ``n_jobs`` jobs at once with
-``cores // n_jobs`` threads each (conf/hydra/launcher/joblib.yaml).
+``cores // n_jobs`` threads each (src/vaelab/conf/hydra/launcher/joblib.yaml).
 
     python scripts/sweep_speedup.py [--epochs 2] [--dims 1,2] [--seeds 0,1] [--n-jobs 2]
 """
@@ -25,9 +25,17 @@ REPO = Path(__file__).resolve().parents[1]
 def sweep(launcher: list[str], out: Path, args: argparse.Namespace) -> float:
     """Run one multirun; returns its wall time in seconds (fails loudly if any job failed)."""
     cmd = [
-        sys.executable, "-m", "vaelab.train", "-m", *launcher, f"hydra.sweep.dir={out}",
-        f"model.latent_dim={args.dims}", f"seed={args.seeds}", f"trainer.max_epochs={args.epochs}",
-        "trainer.accelerator=cpu", *args.overrides,
+        sys.executable,
+        "-m",
+        "vaelab.train",
+        "-m",
+        *launcher,
+        f"hydra.sweep.dir={out}",
+        f"model.latent_dim={args.dims}",
+        f"seed={args.seeds}",
+        f"trainer.max_epochs={args.epochs}",
+        "trainer.accelerator=cpu",
+        *args.overrides,
     ]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
@@ -49,8 +57,11 @@ def main() -> None:
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vaelab_sweep_"))
     n = len(args.dims.split(",")) * len(args.seeds.split(","))
-    print(f"sweep: {n} jobs (latent_dim={args.dims} x seed={args.seeds}), {args.epochs} epochs each, "
-          f"{os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(
+        f"sweep: {n} jobs (latent_dim={args.dims} x seed={args.seeds}), {args.epochs} epochs each, "
+        f"{os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     seq = sweep([], tmp / "basic", args)
     print(f"basic launcher (sequential):      {seq:.1f} s", flush=True)
     par = sweep(["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.n_jobs}"], tmp / "joblib", args)
@@ -60,8 +71,10 @@ def main() -> None:
     for job in sorted((tmp / "basic").glob("*/metrics.json")):
         a = json.loads(job.read_text())
         b = json.loads((tmp / "joblib" / job.parent.name / "metrics.json").read_text())
-        print(f"  job {job.parent.name}: latent_dim={a['latent_dim']} seed={a['seed']} val_loss_min "
-              f"sequential {a['val_loss_min']:.4f} / joblib {b['val_loss_min']:.4f}")
+        print(
+            f"  job {job.parent.name}: latent_dim={a['latent_dim']} seed={a['seed']} val_loss_min "
+            f"sequential {a['val_loss_min']:.4f} / joblib {b['val_loss_min']:.4f}"
+        )
 
 
 if __name__ == "__main__":

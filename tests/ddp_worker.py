@@ -17,8 +17,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from vaelab.data import MNISTDataModule
-from vaelab.module import VAEModule
+from vaelab.data.datamodule import MNISTDataModule
+from vaelab.training.module import VAEModule
 
 
 def main() -> None:
@@ -31,9 +31,17 @@ def main() -> None:
     dm = MNISTDataModule(root, batch_size=50, eval_batch_size=20, val_size=int(val_size), download=False)
     module = VAEModule.load_from_checkpoint(ckpt) if ckpt != "-" else VAEModule(latent_dim=2, hidden=[32])
     trainer = pl.Trainer(
-        accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto", max_epochs=2,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=True, use_distributed_sampler=False,
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        use_distributed_sampler=False,
     )
     if mode == "validate":
         result = trainer.validate(module, datamodule=dm, verbose=False)[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaelab.data import MNISTDataModule
+from vaelab.data.datamodule import MNISTDataModule
 
 
 def _datamodule(root: Path, binarize: str, seed: int = 0) -> MNISTDataModule:
@@ -80,10 +80,18 @@ def test_training_runs_with_binarized_data(binarize: str, tiny_root: Path) -> No
     """One Lightning epoch on binarised data trains to a finite loss (the module accepts {0,1} pixels)."""
     import pytorch_lightning as pl
 
-    from vaelab.module import VAEModule
+    from vaelab.training.module import VAEModule
 
     dm = MNISTDataModule(str(tiny_root), batch_size=100, eval_batch_size=100, val_size=100, download=False, binarize=binarize)
     module = VAEModule(latent_dim=2, hidden=[16])
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule=dm)
     assert len(module.history) == 1 and torch.isfinite(torch.tensor(module.history[0]["val/loss"]))

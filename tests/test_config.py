@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from conftest import REPO, run_cli
 
-CONF = REPO / "conf"
+CONF = REPO / "src" / "vaelab" / "conf"
 
 
 def options(group: str) -> list[str]:
@@ -21,7 +21,7 @@ def test_every_combination_composes(experiment, trainer, logger):
     overrides = [f"trainer={trainer}", f"logger={logger}"] + ([f"experiment={experiment}"] if experiment else [])
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides)
-    assert cfg.model._target_ == "vaelab.module.VAEModule"
+    assert cfg.model._target_ == "vaelab.training.module.VAEModule"
     assert cfg.trainer._target_ == "pytorch_lightning.Trainer"
     OmegaConf.to_container(cfg.model, resolve=True)  # interpolations inside the model resolve
     if logger == "none":

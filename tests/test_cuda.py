@@ -16,8 +16,15 @@ def test_cuda_graph_matches_eager_and_counts_steps(tiny_root, tmp_path):
     # short last call (and the first call, the capture's warm-up) runs eagerly
     tiny_gpu = [a for a in TINY if not a.startswith("trainer.accelerator")] + ["trainer.accelerator=gpu", "trainer.max_epochs=3"]
     proc = run_cli(
-        "vaelab.train", "-m", "seed=5", "data.steps_per_call=3", "model.cuda_graph=false,true",
-        f"data.root={tiny_root}", *tiny_gpu, "logger=none", f"hydra.sweep.dir={tmp_path}",
+        "vaelab.train",
+        "-m",
+        "seed=5",
+        "data.steps_per_call=3",
+        "model.cuda_graph=false,true",
+        f"data.root={tiny_root}",
+        *tiny_gpu,
+        "logger=none",
+        f"hydra.sweep.dir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert run_result(tmp_path / "1") == run_result(tmp_path / "0")  # graph == eager

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_mnist
-from vaelab.data import MNISTDataModule, TensorBatches
+from vaelab.data.datamodule import MNISTDataModule, TensorBatches
 from vaelab.errors import UserError
 
 

@@ -8,8 +8,8 @@ tolerance below (1e-6 relative, float32 per-batch sums) is far tighter than that
 from __future__ import annotations
 
 import json
-import os
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +28,11 @@ def worker(mode: str, ckpt: str, root: Path, devices: int, out: Path) -> list[di
     env = {"PYTHONPATH": str(REPO / "src")}
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "ddp_worker.py"), mode, ckpt, str(root), str(devices), str(out), "101"],
-        capture_output=True, text=True, timeout=180, cwd=REPO, env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        env={**os.environ, **env},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [json.loads((out / f"{mode}_rank{r}.json").read_text()) for r in range(devices)]

@@ -10,9 +10,9 @@ import torch
 
 import wandb_records
 from conftest import TINY, run_cli
-from vaelab.likelihood import bernoulli_log_likelihood, gaussian_log_prob, grid_log_likelihood, importance_weighted
-from vaelab.loss import analytic_kl
-from vaelab.model import VAE
+from vaelab.vae.likelihood import bernoulli_log_likelihood, gaussian_log_prob, grid_log_likelihood, importance_weighted
+from vaelab.vae.loss import analytic_kl
+from vaelab.vae.model import VAE
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_seeded_and_data_override(trained_run: Path, tiny_root: Path) -> None:
     """In process (no CLI start-up cost): same seed, same estimate; data.* overrides beat the run's."""
     from hydra import compose, initialize_config_dir
 
-    from vaelab.config import CONF_DIR
+    from vaelab.config.validate import CONF_DIR
     from vaelab.evaluate import evaluate
 
     ckpt = json.loads((trained_run / "metrics.json").read_text())["best_ckpt"]

@@ -155,13 +155,23 @@ def test_multirun_with_a_failing_job(tiny_root, tmp_path):
     assert wandb_records.run_record(wandb_records.run_file(run_dir)).run_group == "sw"
 
 
-@pytest.mark.parametrize("env", [
-    {"WANDB_MODE": "online", "WANDB_API_KEY": ""},
-    {"WANDB_MODE": "online", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"},
-], ids=["no-login", "no-network"])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"WANDB_MODE": "online", "WANDB_API_KEY": ""},
+        {"WANDB_MODE": "online", "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"},
+    ],
+    ids=["no-login", "no-network"],
+)
 def test_wandb_online_falls_back_to_offline(tiny_root, tmp_path, env):
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}",
-                   env={**env, "HOME": str(tmp_path), "WANDB_SILENT": "true"})
+    proc = run_cli(
+        "vaelab.train",
+        f"data.root={tiny_root}",
+        *TINY,
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path}",
+        env={**env, "HOME": str(tmp_path), "WANDB_SILENT": "true"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     warnings = [ln for ln in proc.stderr.splitlines() if "W&B online mode asked" in ln]
     assert len(warnings) == 1 and "logging offline instead" in warnings[0]
@@ -175,9 +185,9 @@ def test_divergence_stops_with_the_step_and_keeps_the_good_checkpoint(tiny_root,
     last.ckpt still holds the good epoch's finite weights."""
     import pytorch_lightning as pl
 
-    from vaelab.checkpoint import AtomicCheckpointIO
-    from vaelab.data import MNISTDataModule
-    from vaelab.module import TrainingDiverged, VAEModule
+    from vaelab.data.datamodule import MNISTDataModule
+    from vaelab.training.checkpoint import AtomicCheckpointIO
+    from vaelab.training.module import TrainingDiverged, VAEModule
 
     class BlowUp(pl.Callback):
         def on_train_epoch_start(self, trainer, pl_module):
@@ -187,8 +197,15 @@ def test_divergence_stops_with_the_step_and_keeps_the_good_checkpoint(tiny_root,
 
     def make(max_epochs, callbacks=()):
         ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val/loss", save_last=True)
-        return pl.Trainer(max_epochs=max_epochs, accelerator="cpu", logger=False, enable_progress_bar=False,
-                          callbacks=[ckpt, *callbacks], plugins=[AtomicCheckpointIO()], num_sanity_val_steps=0)
+        return pl.Trainer(
+            max_epochs=max_epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_progress_bar=False,
+            callbacks=[ckpt, *callbacks],
+            plugins=[AtomicCheckpointIO()],
+            num_sanity_val_steps=0,
+        )
 
     dm = MNISTDataModule(str(tiny_root), val_size=100, batch_size=50)
     module = VAEModule(latent_dim=2, hidden=[32])

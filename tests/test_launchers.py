@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, TINY, run_cli
-from vaelab.runtime import usable_cores
+from vaelab.training.runtime import usable_cores
 
 SWEEP = ["model.latent_dim=1,2", "logger=wandb", "callbacks.images.every_n_epochs=0"]
 
@@ -81,9 +81,7 @@ def check_sweep(sweep: Path, proc: subprocess.CompletedProcess, threads: int) ->
 
 def test_joblib_sweep_runs_jobs_in_parallel_processes(tiny_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "joblib_sweep"
-    proc = run_cli(
-        "vaelab.train", "-m", "hydra/launcher=joblib", f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", *TINY, *SWEEP
-    )
+    proc = run_cli("vaelab.train", "-m", "hydra/launcher=joblib", f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", *TINY, *SWEEP)
     # 2 jobs at once: each gets half the cores (1 thread each on this 2-core machine)
     metrics = check_sweep(sweep, proc, threads=max(1, usable_cores() // 2))
     # a job's numbers do not depend on the launcher: the same run alone, sequentially, agrees
@@ -97,8 +95,14 @@ def test_joblib_sweep_runs_jobs_in_parallel_processes(tiny_root: Path, tmp_path:
 def test_submitit_local_sweep(tiny_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "submitit_sweep"
     proc = run_cli(
-        "vaelab.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5",
-        f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", *TINY, *SWEEP,
+        "vaelab.train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=5",
+        f"data.root={tiny_root}",
+        f"hydra.sweep.dir={sweep}",
+        *TINY,
+        *SWEEP,
     )
     check_sweep(sweep, proc, threads=1)  # cpus_per_task=1
     logs = list((sweep / ".submitit").glob("*/*_log.out"))
@@ -107,9 +111,20 @@ def test_submitit_local_sweep(tiny_root: Path, tmp_path: Path) -> None:
 
 def test_slurm_config_renders_the_sbatch_script_with_overrides() -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "slurm_script.py"), "--jobs", "4", "hydra.sweep.dir=/scratch/sw",
-         "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90", "trainer=ddp"],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "slurm_script.py"),
+            "--jobs",
+            "4",
+            "hydra.sweep.dir=/scratch/sw",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.timeout_min=90",
+            "trainer=ddp",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = set(proc.stdout.splitlines())

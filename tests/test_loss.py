@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vaelab.loss import analytic_kl, paper_penalty, penalty, reconstruction, vae_loss
-from vaelab.model import VAE
+from vaelab.vae.loss import analytic_kl, paper_penalty, penalty, reconstruction, vae_loss
+from vaelab.vae.model import VAE
 
 
 @pytest.fixture

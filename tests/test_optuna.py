@@ -17,8 +17,14 @@ TINY_SEARCH = [o for o in TINY if not o.startswith("model.hidden")]
 def test_optuna_search_runs_trials_and_reports_the_best(tiny_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "search"
     proc = run_cli(
-        "vaelab.train", "hparams_search=optuna", "hydra.sweeper.n_trials=2", f"data.root={tiny_root}",
-        f"hydra.sweep.dir={sweep}", "logger=none", "callbacks.images.every_n_epochs=0", *TINY_SEARCH,
+        "vaelab.train",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        f"data.root={tiny_root}",
+        f"hydra.sweep.dir={sweep}",
+        "logger=none",
+        "callbacks.images.every_n_epochs=0",
+        *TINY_SEARCH,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = {}

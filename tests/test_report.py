@@ -31,7 +31,7 @@ def _checkpoint(path: Path, latent_dim: int) -> str:
     """A real Lightning checkpoint of an untrained tiny VAE (the report loads it for the figures)."""
     import pytorch_lightning as pl
 
-    from vaelab.module import VAEModule
+    from vaelab.training.module import VAEModule
 
     module = VAEModule(latent_dim=latent_dim, hidden=[16])
     trainer = pl.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
@@ -52,7 +52,9 @@ def _job(sweep: Path, num: int, kl: str, dim: int, seed: int, root: Path, ckpts:
         (job / "status.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: out of memory\ntrace"}))
         return
     best = VAL_MIN[(kl, dim, seed)]
-    history = [{"epoch": e, "val/loss": best + 10.0 / e - (10.0 if e == 10 else 0) + (0 if e == 10 else 10.0), "train/loss": best + 5} for e in range(1, 13)]
+    history = [
+        {"epoch": e, "val/loss": best + 10.0 / e - (10.0 if e == 10 else 0) + (0 if e == 10 else 10.0), "train/loss": best + 5} for e in range(1, 13)
+    ]
     best_epoch = 12 if (kl, dim, seed) == NOT_CONVERGED else 10
     history[best_epoch - 1]["val/loss"] = best  # the minimum at epoch 10 (12: not converged)
     if best_epoch == 12:
@@ -165,7 +167,14 @@ def test_figures_are_valid_pngs(report) -> None:
     import matplotlib.image
 
     out, proc = report
-    names = ["val_loss_curves", "latent_line_d1_paper", "latent_plane_d2_paper", "latent_line_d1_analytic", "latent_plane_d2_analytic", "reconstructions"]
+    names = [
+        "val_loss_curves",
+        "latent_line_d1_paper",
+        "latent_plane_d2_paper",
+        "latent_line_d1_analytic",
+        "latent_plane_d2_analytic",
+        "reconstructions",
+    ]
     for name in names:
         path = out / f"{name}.png"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -196,7 +205,7 @@ def test_no_jobs_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_checkpoint_helper_roundtrip(tmp_path: Path) -> None:
     """The fake sweeps' checkpoints load like real ones (guards the fixture itself)."""
-    from vaelab.runs import load_module
+    from vaelab.runs.reading import load_module
 
     module = load_module(_checkpoint(tmp_path / "c.ckpt", 2))
     assert module.vae.latent_dim == 2 and isinstance(module.vae.encode(torch.zeros(1, 784))[0], torch.Tensor)

@@ -8,9 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
 
 import wandb_records
 from conftest import REPO, TINY, run_cli
@@ -52,8 +49,13 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
 
     killed = tmp_path / "killed"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={killed}"], cwd=REPO, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={killed}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 180
     while not last.exists() and time.time() < deadline and child.poll() is None:
@@ -105,8 +107,14 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
     assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
     run = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={run}"], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={run}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 180
     while not last.exists() and time.time() < deadline and child.poll() is None:
@@ -130,15 +138,24 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
 def test_resume_without_checkpoint_is_a_clear_error(tiny_root, tmp_path):
     proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", "resume=true", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: resume=true but {tmp_path}/checkpoints/last.ckpt does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)"]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: resume=true but {tmp_path}/checkpoints/last.ckpt does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)"
+    ]
 
 
 def test_steps_per_call_does_not_change_numbers(tiny_root, tmp_path):
     # 10 batches per epoch: one Adam step per Lightning call, or 3 per call (the last call gets 1);
     # dynamic binarisation too, so the Bernoulli stream must also come out in the same order
     proc = run_cli(
-        "vaelab.train", "-m", "seed=7", "data.steps_per_call=1,3", "data.binarize=dynamic",
-        f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.sweep.dir={tmp_path}",
+        "vaelab.train",
+        "-m",
+        "seed=7",
+        "data.steps_per_call=1,3",
+        "data.binarize=dynamic",
+        f"data.root={tiny_root}",
+        *TINY,
+        "logger=none",
+        f"hydra.sweep.dir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     one, three = (result(tmp_path / job) for job in ("0", "1"))

@@ -14,15 +14,43 @@ def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
     env = {k: v for k, v in os.environ.items() if k != "VAELAB_DATA_ROOT"}
     env["PYTHONPATH"] = str(REPO / "src")
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--rounds", "1", "--steps", "6", "--skip", "2",
-         "--c-steps", "3", "--epochs", "0", "--threads", "1"],
-        capture_output=True, text=True, timeout=240, cwd=REPO, env=env,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "benchmark.py"),
+            "--rounds",
+            "1",
+            "--steps",
+            "6",
+            "--skip",
+            "2",
+            "--c-steps",
+            "3",
+            "--epochs",
+            "0",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "SYNTHETIC" in out  # no real MNIST given: it says the figures are on synthetic images
-    for label in ("A real path", "B plain loop", "C torchvision loop", "A/B", "A/C", "A achieved GFLOP/s",
-                  "matmul peak GFLOP/s", "A / peak", "data paths alone", "memory"):
+    for label in (
+        "A real path",
+        "B plain loop",
+        "C torchvision loop",
+        "A/B",
+        "A/C",
+        "A achieved GFLOP/s",
+        "matmul peak GFLOP/s",
+        "A / peak",
+        "data paths alone",
+        "memory",
+    ):
         line = next((ln for ln in out.splitlines() if ln.startswith(label)), None)
         assert line is not None, f"{label!r} missing from:\n{out}"
         numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", line.split(label, 1)[1])]
@@ -35,7 +63,10 @@ def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
 def test_compile_probe_prints_both_rates() -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "compile_probe.py"), "--rounds", "1", "--steps", "3"],
-        capture_output=True, text=True, timeout=240, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("round 1:"))

@@ -81,8 +81,9 @@ def test_history_is_whole_when_the_best_epoch_is_not_the_last(tiny_root, tmp_pat
     # lr 0.05, seed 0: the best val/loss is at epoch 2 of 3. Testing loads the best checkpoint, whose
     # stored history ends at epoch 2; metrics.json must still hold all 3 epochs (curves, "epochs")
     args = [a for a in TINY if not a.startswith("trainer.max_epochs")]
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *args, "trainer.max_epochs=3", "model.lr=0.05", "seed=0",
-                   "logger=none", f"hydra.run.dir={tmp_path}")
+    proc = run_cli(
+        "vaelab.train", f"data.root={tiny_root}", *args, "trainer.max_epochs=3", "model.lr=0.05", "seed=0", "logger=none", f"hydra.run.dir={tmp_path}"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val_loss_min_epoch"] == 2  # the case under test: best epoch before the last

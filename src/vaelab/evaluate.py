@@ -7,7 +7,7 @@ For one trained checkpoint, on the test set (nats per image):
   metrics.json;
 - ``nelbo_k``: the negative ELBO averaged over the ``k`` importance draws (lower variance);
 - ``iw_nll``: the importance-weighted estimate ``−log p(x) ≈ −(logsumexp_j log w_j − log k)``,
-  see :mod:`vaelab.likelihood`.
+  see :mod:`vaelab.vae.likelihood`.
 
 Results go to ``eval.json`` in the checkpoint's run dir (``out=`` to change) and are printed.
 """
@@ -23,11 +23,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vaelab.config import check_overrides, exit_with
+from vaelab.config import resolvers
+from vaelab.config.validate import check_overrides, exit_with
 from vaelab.errors import UserError
-from vaelab.provenance import REPO_ROOT
+from vaelab.runs.layout import EVAL
 
-OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(REPO_ROOT), replace=True)
+resolvers.register()
 
 SPLITS = ("test", "val")
 
@@ -55,7 +56,7 @@ def _command_line_keys() -> set[str]:
 def apply_run_data(cfg: DictConfig, run_dir: Path, explicit: set[str]) -> None:
     """Copy the run's data settings (binarize, val_size, split_seed) into ``cfg.data``, except keys
     the user set explicitly."""
-    from vaelab.runs import RUN_DATA_KEYS, run_data_settings
+    from vaelab.runs.reading import RUN_DATA_KEYS, run_data_settings
 
     settings = run_data_settings(run_dir)
     if not settings:
@@ -68,19 +69,18 @@ def apply_run_data(cfg: DictConfig, run_dir: Path, explicit: set[str]) -> None:
 
 def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path``; returns the dict written to eval.json."""
-    from vaelab.runs import check_checkpoint, load_module, run_dir_of
+    from vaelab.runs.reading import load_module, require_checkpoint, run_dir_of
 
     start = time.perf_counter()
     _check(cfg)
-    ckpt = check_checkpoint(cfg.ckpt_path)  # before the heavy imports: a bad path fails fast
+    ckpt = require_checkpoint(cfg.ckpt_path)  # before the heavy imports: a bad path fails fast
 
     import torch
     from tqdm import tqdm
 
-    from vaelab.data import epoch_generator
-    from vaelab.likelihood import importance_weighted
-    from vaelab.loss import vae_loss
-    from vaelab.provenance import provenance
+    from vaelab.data.datamodule import epoch_generator
+    from vaelab.runs.provenance import provenance
+    from vaelab.vae.likelihood import importance_weighted
 
     run_dir = run_dir_of(ckpt)
     if cfg.data_from_run:
@@ -104,8 +104,7 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
         for lo in range(0, n, int(cfg.batch_size)):
             x = x_all[lo : lo + int(cfg.batch_size)].to(device)
             noise = noise_all[lo : lo + int(cfg.batch_size)].to(device)
-            logits, m, log_scale, _ = module.vae(x, noise)
-            terms = vae_loss(logits, x, m, log_scale, kl=hp.kl, recon=hp.recon, beta=hp.beta)
+            terms = module.terms(x, noise)  # the training objective's own terms
             bounds = importance_weighted(module.vae, x, int(cfg.k), int(cfg.chunk), generator=gen)
             for name in ("loss", "recon", "kl", "nelbo"):
                 sums[name] += float(getattr(terms, name).double().sum())
@@ -141,18 +140,18 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
 
 def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:
     """Log the results to a W&B run of job type ``evaluate`` in the training run's group."""
-    from vaelab.runs import read_json
+    from vaelab.runs.layout import METRICS, RUN_INFO, read_json
 
     run_dir = Path(result["run_dir"])
-    train_cfg = read_json(run_dir / "run_info.json").get("config", {})
+    train_cfg = read_json(run_dir / RUN_INFO).get("config", {})
     train_wandb = (train_cfg.get("logger") or {}).get("wandb")
     if not cfg.wandb.enabled or not train_wandb:
         return
     import wandb
 
-    from vaelab.wandb_run import resolve_mode
+    from vaelab.runs.wandb_run import resolve_mode
 
-    metrics = read_json(run_dir / "metrics.json")
+    metrics = read_json(run_dir / METRICS)
     split = result["split"]
     run = wandb.init(
         project=cfg.wandb.project,
@@ -178,17 +177,17 @@ def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:
 
 
 def _out_path(cfg: DictConfig, result: dict[str, Any]) -> Path:
-    return Path(str(cfg.out)) if cfg.get("out") else Path(result["run_dir"]) / "eval.json"
+    return Path(str(cfg.out)) if cfg.get("out") else Path(result["run_dir"]) / EVAL
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def run(cfg: DictConfig) -> float | None:
     """Hydra task: evaluate one checkpoint. User errors become one line (in a multirun: the error is
     printed and the next checkpoint is evaluated)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from vaelab.train import write_json
+    from vaelab.runs.layout import write_json
 
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:

@@ -7,7 +7,6 @@ that Hydra sweepers (Optuna) can optimise it.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -20,28 +19,18 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vaelab.config import check_overrides, exit_with, validate
+from vaelab.config import resolvers
+from vaelab.config.validate import check_overrides, exit_with, validate
 from vaelab.errors import RunInterrupted, UserError
-from vaelab.provenance import REPO_ROOT
-from vaelab.wandb_run import finish
+from vaelab.runs.layout import CHECKPOINTS, COMPLETED, FAILED, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, Metrics, write_json
+from vaelab.runs.wandb_run import finish
 
 # Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-from vaelab.runtime import job_threads
-
-OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(REPO_ROOT), replace=True)
-OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
-OmegaConf.register_new_resolver("vaelab.job_threads", job_threads, replace=True)
+resolvers.register()
 # our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
 # against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename), so a killed process never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
@@ -58,7 +47,7 @@ def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
     if cfg.get("resume"):
-        last = out_dir / "checkpoints" / "last.ckpt"
+        last = out_dir / CHECKPOINTS / LAST_CKPT
         if not last.is_file():
             raise UserError(f"resume=true but {last} does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)")
         return str(last)
@@ -68,20 +57,20 @@ def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
 def instantiate_logger(node: DictConfig, out_dir: Path, ckpt_path: str | None) -> Any:
     """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir."""
     if str(node.get("_target_", "")).endswith("WandbLogger"):
-        from vaelab import wandb_run
+        from vaelab.runs import wandb_run
 
         return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir, ckpt_path))
     return hydra.utils.instantiate(node)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig) -> Metrics:
     """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
     import pytorch_lightning as pl
 
-    from vaelab.callbacks import SessionClock, stop_reason
-    from vaelab.checkpoint import AtomicCheckpointIO, check_checkpoint
-    from vaelab.provenance import provenance
-    from vaelab.runtime import configure_torch
+    from vaelab.runs.provenance import provenance
+    from vaelab.training.callbacks import SessionClock, stop_reason
+    from vaelab.training.checkpoint import AtomicCheckpointIO, check_checkpoint
+    from vaelab.training.runtime import configure_torch
 
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
@@ -98,13 +87,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # SessionClock is not a choice: every run keeps its total wall time across resumed sessions
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [SessionClock()]
     loggers = [instantiate_logger(c, out_dir, ckpt_path) for c in (cfg.get("logger") or {}).values()]
-    trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
-    )
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
 
     info = provenance()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    write_json(out_dir / "run_info.json", {"config": resolved, **info})
+    write_json(out_dir / RUN_INFO, {"config": resolved, **info})
     for logger in loggers:
         logger.log_hyperparams({**resolved, "provenance": info})
 
@@ -124,38 +111,45 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     else:
         test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
     val_min, val_epoch = summarize(history)
-    metrics = {
-        "latent_dim": int(cfg.model.latent_dim),
-        "seed": int(cfg.seed),
-        "kl": str(cfg.model.kl),
-        "recon": str(cfg.model.recon),
-        "beta": float(cfg.model.beta),
-        "binarize": str(cfg.data.binarize),
-        "epochs": len(history),
-        "max_epochs": int(cfg.trainer.max_epochs),
-        # early_stopping | max_epochs | diverged | interrupted (see vaelab.callbacks.stop_reason)
-        "stop_reason": reason,
-        "val_loss_min": val_min,
-        "val_loss_min_epoch": val_epoch,
-        "test_loss": float(test["test/loss"]),
-        "test_nelbo": float(test["test/nelbo"]),
-        "test_recon": float(test["test/recon"]),
-        "test_kl": float(test["test/kl"]),
-        "best_ckpt": ckpt or None,
-        # all sessions of the run: a resumed run adds the time of the ones before
-        "wall_time_s": round(before_s + time.perf_counter() - start, 3),
-        "git_commit": info["git_commit"],
-        "history": history,
-    }
+    metrics = Metrics(
+        latent_dim=int(cfg.model.latent_dim),
+        seed=int(cfg.seed),
+        kl=str(cfg.model.kl),
+        recon=str(cfg.model.recon),
+        beta=float(cfg.model.beta),
+        binarize=str(cfg.data.binarize),
+        epochs=len(history),
+        max_epochs=int(cfg.trainer.max_epochs),
+        stop_reason=reason,
+        val_loss_min=val_min,
+        val_loss_min_epoch=val_epoch,
+        test_loss=float(test["test/loss"]),
+        test_nelbo=float(test["test/nelbo"]),
+        test_recon=float(test["test/recon"]),
+        test_kl=float(test["test/kl"]),
+        best_ckpt=ckpt or None,
+        wall_time_s=round(before_s + time.perf_counter() - start, 3),
+        git_commit=info["git_commit"],
+        history=history,
+    )
     if trainer.is_global_zero:
-        write_json(out_dir / "metrics.json", metrics)
+        write_json(out_dir / METRICS, metrics.to_json())
         for logger in loggers:
             if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
                 logger.experiment.summary.update(
-                    {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics["test_loss"], "test/nelbo": metrics["test_nelbo"],
-                     "stop_reason": reason, "epochs": len(history)}
+                    {
+                        "val/loss_best": val_min,
+                        "val/loss_min_epoch": val_epoch,
+                        "test/loss": metrics.test_loss,
+                        "test/nelbo": metrics.test_nelbo,
+                        "stop_reason": reason,
+                        "epochs": len(history),
+                    }
                 )
-        print(f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}", flush=True)
+        print(
+            f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}",
+            flush=True,
+        )
     if signal_name:
         raise RunInterrupted(signal_name, out_dir)
     return metrics
@@ -201,26 +195,26 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def run(cfg: DictConfig) -> float | None:
     """Hydra task: one training job. User errors become one line; in a multirun the job is marked
     failed in its run dir and the sweep goes on (the sweep summary reports it and exits non-zero)."""
     out_dir = Path(cfg.paths.output_dir)
-    status = out_dir / "status.json"
+    status = out_dir / STATUS
     failed = True
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(status, {"status": "running"})
+        write_json(status, {"status": RUNNING})
         validate(cfg)
         metrics = train(cfg)
         failed = False
-        write_json(status, {"status": "completed"})
+        write_json(status, {"status": COMPLETED})
         # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
         # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
-        best = metrics["val_loss_min"]
+        best = metrics.val_loss_min
         return float(best) if math.isfinite(best) else None
     except RunInterrupted as err:
-        write_json(status, {"status": "interrupted", "signal": err.signal, "error": str(err)})
+        write_json(status, {"status": INTERRUPTED, "signal": err.signal, "error": str(err)})
         print(f"error: {err}", file=sys.stderr, flush=True)
         if _is_multirun():
             _stop_sweep(cfg)
@@ -247,7 +241,7 @@ def _stop_sweep(cfg: DictConfig) -> None:
     ``resume=true`` to continue); the summary of the jobs so far is printed first."""
     from hydra.core.hydra_config import HydraConfig
 
-    from vaelab.sweep import print_summary
+    from vaelab.runs.sweep import print_summary
 
     print_summary(Path(str(HydraConfig.get().sweep.dir)))
 
@@ -256,7 +250,7 @@ def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | No
     """Mark the job failed in its run dir and, for a W&B logger, in W&B (a run of its own when the
     job failed before its run started)."""
     try:
-        write_json(status, {"status": "failed", "error": message, **({"traceback": trace} if trace else {})})
+        write_json(status, {"status": FAILED, "error": message, **({"traceback": trace} if trace else {})})
     except OSError:
         pass
     node = OmegaConf.select(cfg, "logger.wandb")
@@ -266,12 +260,17 @@ def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | No
     try:
         import wandb
 
-        from vaelab import wandb_run
+        from vaelab.runs import wandb_run
 
         if wandb.run is None:
             wandb.init(
-                project=str(node.project), group=str(node.group), name=str(node.name), job_type=str(node.job_type),
-                dir=str(node.save_dir), mode=wandb_run.resolve_mode(str(node.mode)), config={"error": message},
+                project=str(node.project),
+                group=str(node.group),
+                name=str(node.name),
+                job_type=str(node.job_type),
+                dir=str(node.save_dir),
+                mode=wandb_run.resolve_mode(str(node.mode)),
+                config={"error": message},
             )
         wandb.run.summary["error"] = message
     except Exception:  # recording a failure must not hide the failure itself

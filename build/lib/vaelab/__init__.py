@@ -1,0 +1,1 @@
+"""vaelab: reproducible VAE experiments on MNIST."""

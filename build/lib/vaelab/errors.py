@@ -1,0 +1,23 @@
+"""The one exception type for mistakes a user can fix (bad config value, missing data, bad file).
+
+Entry points catch it and print its message as a single line with a non-zero exit, instead of a
+traceback; programming errors keep their tracebacks.
+"""
+
+
+class UserError(Exception):
+    """A problem in the user's input; the message names the key or file and how to fix it."""
+
+
+class RunInterrupted(UserError):
+    """SIGTERM (a cluster's time limit or preemption) or SIGINT (Ctrl-C) stopped training; the run
+    dir holds the last finished epoch's checkpoint and ``resume=true`` continues from it."""
+
+    def __init__(self, signal_name: str, run_dir: object) -> None:
+        self.signal = signal_name
+        # the shell's convention: 128 + the signal number (SIGINT 2 -> 130, SIGTERM 15 -> 143)
+        self.exit_code = 130 if signal_name == "SIGINT" else 143
+        super().__init__(
+            f"interrupted by {signal_name}: the last finished epoch's checkpoint is in {run_dir}/checkpoints/last.ckpt; "
+            f"continue with resume=true and the same hydra.run.dir (or hydra.sweep.dir for a multirun)"
+        )

@@ -1,0 +1,168 @@
+"""The report's numbers: per-run rows (runs.csv), per-row statistics over seeds (val_loss.csv), the
+headline sentence and the Markdown table, nats per image."""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vaelab.report.collect import Job
+from vaelab.vae.loss import KL_FORMS
+
+# rows in the order the losses are defined (eq. 3 first), unknown forms last
+KL_ORDER = {kl: i for i, kl in enumerate(KL_FORMS)}
+# per-seed numbers summarised in the table: (csv stem, metrics/eval key, markdown header)
+SUMMARISED = (
+    ("val_loss_min", "val_loss_min", "min val loss"),
+    ("val_loss_min_epoch", "val_loss_min_epoch", "epoch of min"),
+    ("test_loss", "test_loss", "test loss"),
+    ("test_nelbo", "test_nelbo", "test −ELBO"),
+    ("test_iw_nll", "test_iw_nll", "test IW NLL"),
+    ("wall_time_s", "wall_time_s", "train time per run (s)"),
+)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+
+def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """One row per (kl form, latent dim) with mean and std over the completed seeds."""
+    groups: dict[tuple[str, int], list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((str(job.kl), int(job.latent_dim) if job.latent_dim is not None else -1), []).append(job)
+    rows = []
+    for (kl, dim), members in sorted(groups.items(), key=lambda kv: (KL_ORDER.get(kv[0][0], 9), kv[0][0], kv[0][1])):
+        done = [j for j in members if j.ok]
+        row: dict[str, Any] = {"kl": kl, "latent_dim": dim if dim >= 0 else "unknown"}
+        for stem, key, _ in SUMMARISED:
+            row[f"{stem}_mean"], row[f"{stem}_std"] = _mean_std([j.value(key) for j in done])
+        ks = sorted({int(j.evaluation["k"]) for j in done if "k" in j.evaluation})
+        row["iw_k"] = ",".join(map(str, ks))
+        row["n_iw"] = sum(1 for j in done if math.isfinite(j.value("test_iw_nll")))
+        row["epochs"] = ",".join(map(str, sorted({int(j.metrics.get("epochs", 0)) for j in done})))
+        row["seeds"] = ",".join(str(j.seed) for j in sorted(done, key=lambda j: (j.seed is None, j.seed or 0)))
+        row["n_seeds"] = len(done)
+        row["n_not_converged"] = sum(1 for j in done if not j.converged)
+        row["stop_reasons"] = ",".join(sorted({str(j.metrics.get("stop_reason", "unknown")) for j in done}))
+        row["n_jobs"] = len(members)
+        missing = [j for j in members if not j.ok]
+        row["missing"] = "; ".join(f"job {j.sweep.name}/{j.name} seed {j.seed} ({j.why_missing()})" for j in missing)
+        rows.append(row)
+    return rows
+
+
+def run_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """One row per job, with its status, for runs.csv."""
+    rows = []
+    for j in sorted(jobs, key=lambda j: (str(j.sweep), int(j.name) if j.name.isdigit() else 0, j.name)):
+        row = {
+            "sweep": j.sweep.name,
+            "job": j.name,
+            "kl": j.kl,
+            "latent_dim": j.latent_dim,
+            "seed": j.seed,
+            "status": j.status if j.ok else j.why_missing(),
+        }
+        for _, key, _ in SUMMARISED:
+            row[key] = j.value(key)
+        row["epochs"] = j.metrics.get("epochs")
+        row["max_epochs"] = j.metrics.get("max_epochs")
+        row["stop_reason"] = j.metrics.get("stop_reason")
+        row["converged"] = "yes" if j.converged else ("not converged" if j.ok else "")
+        row["iw_k"] = j.evaluation.get("k")
+        row["git_commit"] = j.metrics.get("git_commit")
+        rows.append(row)
+    return rows
+
+
+def _fmt(mean: float, std: float, digits: int = 2) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if math.isfinite(std) else f"{mean:.{digits}f}"
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows as CSV; floats with 6 decimals so reruns compare as text."""
+    columns = list(rows[0]) if rows else []
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def headline(rows: Sequence[dict[str, Any]]) -> str:
+    """The derivation report's sentence, filled in from the paper-penalty rows (or the first kl form)."""
+    kls = [r["kl"] for r in rows]
+    kl = "paper" if "paper" in kls else (kls[0] if kls else None)
+    picked = [r for r in rows if r["kl"] == kl and r["latent_dim"] in (1, 2)]
+    if not picked:
+        return ""
+    values = " and ".join(f"**{_fmt(r['val_loss_min_mean'], r['val_loss_min_std'])}**" for r in picked)
+    dims = " and ".join(str(r["latent_dim"]) for r in picked)
+    seeds = "/".join(str(r["n_seeds"]) for r in picked)
+    text = f"The minimal loss of the validation set is {values} for hidden (latent) dimension {dims} ({kl} penalty, nats per image, mean ± std over {seeds} seeds)."
+    unconverged = sum(r["n_not_converged"] for r in picked)
+    if unconverged:
+        runs = sum(r["n_seeds"] for r in picked)
+        text += (
+            f" **{unconverged} of these {runs} runs had not converged** (minimum at their last epoch), "
+            "so those numbers are upper bounds on the minimum, not minima."
+        )
+    return text
+
+
+def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
+    """The table as Markdown, with the headline sentence and where the numbers came from."""
+    iw_k = ",".join(sorted({r["iw_k"] for r in rows if r["iw_k"]})) or "–"
+    header = ["kl form", "latent dim"] + [h if s != "test_iw_nll" else f"{h} (k={iw_k})" for s, _, h in SUMMARISED] + ["seeds"]
+    lines = [
+        "# Minimal validation loss, nats per image",
+        "",
+        headline(rows),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    for r in rows:
+        cells = [str(r["kl"]), str(r["latent_dim"])]
+        for stem, _, _ in SUMMARISED:
+            digits = 1 if stem in ("val_loss_min_epoch", "wall_time_s") else 2
+            cell = _fmt(r[f"{stem}_mean"], r[f"{stem}_std"], digits)
+            if stem == "test_iw_nll" and 0 < r["n_iw"] < r["n_seeds"]:
+                cell += f" (evaluated: {r['n_iw']} of {r['n_seeds']} seeds)"
+            cells.append(cell)
+        seeds = f"{r['n_seeds']}/{r['n_jobs']}"
+        if r["n_not_converged"]:
+            seeds += f", {r['n_not_converged']} not converged¹"
+        if r["missing"]:
+            seeds += f", missing: {r['missing']}"
+        cells.append(seeds)
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    unconverged = sum(r["n_not_converged"] for r in rows)
+    if unconverged:
+        lines += [
+            "",
+            f"¹ {unconverged} of {sum(r['n_seeds'] for r in rows)} runs not converged: their minimal validation loss is at "
+            "their last epoch (see `converged` and `stop_reason` in runs.csv), so the row's value is an upper bound on the minimum. "
+            "Raise trainer.max_epochs until early stopping ends every run.",
+        ]
+    lines += [
+        "",
+        "Mean ± sample standard deviation (n − 1) over the completed seeds; epochs are 1-based. "
+        "Loss = BCE reconstruction + the row's penalty; −ELBO = BCE + exact KL (one fixed noise draw per image); "
+        "IW NLL = importance-weighted −log p(x) with k posterior draws per image. With grey-level pixels "
+        "(data.binarize=none) the BCE is a cross-entropy, not a normalised log-likelihood; with binarised pixels "
+        "−ELBO and IW NLL are in nats of the Bernoulli likelihood.",
+        "",
+    ]
+    lines += [f"- {k}: {v}" for k, v in provenance.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,45 @@
+"""The report as a W&B run of its own (job type ``report``) in the sweeps' group: the table as a
+W&B Table, the figures as images, each row's mean minimal validation loss in the summary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vaelab.report.collect import Job
+from vaelab.runs.layout import RUN_INFO, read_json
+
+
+def log_wandb(
+    jobs: Sequence[Job], rows: Sequence[dict[str, Any]], pngs: dict[str, Path], out: Path, wandb_dir: Path, mode: str, provenance: dict[str, str]
+) -> str | None:
+    """The table (a W&B Table) and figures in a run of job type ``report`` in the sweeps' group."""
+    import wandb
+
+    from vaelab.runs.wandb_run import resolve_mode
+
+    groups = [((read_json(j.dir / RUN_INFO).get("config") or {}).get("logger") or {}).get("wandb", {}) for j in jobs]
+    wb = next((g for g in groups if g), {})
+    group = wb.get("group") or jobs[0].sweep.name
+    wandb_dir.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(
+        project=wb.get("project", "vaelab"),
+        group=group,
+        job_type="report",
+        name=f"report_{group}",
+        tags=["report"],
+        dir=str(wandb_dir),
+        mode=resolve_mode(mode),
+        config={"provenance": provenance, "out": str(out)},
+        reinit="finish_previous",
+    )
+    columns = list(rows[0])
+    table = wandb.Table(columns=columns, data=[[r[c] if not isinstance(r[c], float) or math.isfinite(r[c]) else None for c in columns] for r in rows])
+    run.log({"val_loss_table": table, **{f"figures/{k}": wandb.Image(str(p)) for k, p in pngs.items()}})
+    for r in rows:
+        run.summary[f"val_loss_min/{r['kl']}_d{r['latent_dim']}"] = r["val_loss_min_mean"]
+    run_dir = run.dir
+    run.finish()
+    return run_dir

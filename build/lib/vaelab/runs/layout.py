@@ -1,0 +1,103 @@
+"""The run dir contract: the files a training run writes, their names, and how they are written
+and read. Everything that touches a run dir (train, evaluate, the sweep summary, the report, the
+tests) goes through these names and functions, so there is one definition of each.
+
+A run dir holds::
+
+    run_info.json      resolved config + provenance (written at start)
+    status.json        running | completed | failed | interrupted (+ error, signal)
+    metrics.json       a :class:`Metrics` record (written at the end, or on interruption)
+    eval.json          vaelab.evaluate's numbers for the best checkpoint (optional)
+    checkpoints/       best-epochNNN.ckpt (minimal val/loss) and last.ckpt (newest epoch)
+    images/            image panels (PNG)
+    wandb/             the W&B run(s), offline unless WANDB_MODE says otherwise
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaelab.errors import UserError
+
+RUN_INFO = "run_info.json"
+STATUS = "status.json"
+METRICS = "metrics.json"
+EVAL = "eval.json"
+CHECKPOINTS = "checkpoints"
+LAST_CKPT = "last.ckpt"
+
+# status.json "status" values
+RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+# metrics.json "stop_reason" values (see vaelab.training.callbacks.stop_reason)
+STOP_REASONS = ("early_stopping", "max_epochs", "diverged", "interrupted")
+
+
+@dataclass
+class Metrics:
+    """What ``metrics.json`` holds: one run's numbers, nats per image (for ``recon=bce``)."""
+
+    latent_dim: int
+    seed: int
+    kl: str  # latent penalty: paper (eq. 3) or analytic (exact KL)
+    recon: str
+    beta: float
+    binarize: str
+    epochs: int  # epochs trained (1-based count)
+    max_epochs: int  # the epoch cap
+    stop_reason: str  # one of STOP_REASONS
+    val_loss_min: float  # the report's number: minimal validation loss over the run
+    val_loss_min_epoch: int  # 1-based epoch of that minimum
+    test_loss: float  # of the best checkpoint (NaN when interrupted: not tested)
+    test_nelbo: float
+    test_recon: float
+    test_kl: float
+    best_ckpt: str | None
+    wall_time_s: float  # all sessions of the run, resumed ones included
+    git_commit: str | None
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# the keys of metrics.json that hold results (not paths, times or commits): two runs with the
+# same settings must agree on all of them, bit for bit
+RESULT_KEYS = ("val_loss_min", "val_loss_min_epoch", "test_loss", "test_nelbo", "test_recon", "test_kl", "history", "epochs", "stop_reason")
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file + rename), so a killed process never leaves half a file.
+    A failed write (disk full, read-only file) is one :class:`UserError` naming the file; the
+    temp file is removed."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; free disk space or make the run dir writable") from None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` when the file does not exist. A file that exists but is
+    not a JSON object (cut short, edited by hand) is a :class:`UserError` naming it: a corrupt
+    result must not pass for a missing one."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise UserError(f"{path} is not valid JSON (cut short or edited?): fix or delete it, or re-run that job") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} does not hold a JSON object: fix or delete it, or re-run that job")
+    return value

@@ -1,0 +1,287 @@
+"""Training entry point: ``python -m vaelab.train [overrides]`` (console script ``vaelab-train``).
+
+Composes the Hydra config (``conf/train.yaml``), validates it, trains with Lightning, tests the
+best checkpoint and writes ``metrics.json`` in the run dir. Returns the minimal validation loss so
+that Hydra sweepers (Optuna) can optimise it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from vaelab.config import resolvers
+from vaelab.config.validate import check_overrides, exit_with, validate
+from vaelab.errors import RunInterrupted, UserError
+from vaelab.runs.layout import CHECKPOINTS, COMPLETED, FAILED, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, Metrics, write_json
+from vaelab.runs.wandb_run import finish
+
+# Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+resolvers.register()
+# our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
+# against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
+
+
+def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
+    """(minimal validation loss, the epoch it was reached at, 1-based) from the epoch history."""
+    finite = [row for row in history if math.isfinite(row["val/loss"])]
+    if not finite:
+        return math.nan, 0
+    best = min(finite, key=lambda row: row["val/loss"])
+    return best["val/loss"], int(best["epoch"])
+
+
+def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path``, or with ``resume=true`` this run dir's last.ckpt."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    if cfg.get("resume"):
+        last = out_dir / CHECKPOINTS / LAST_CKPT
+        if not last.is_file():
+            raise UserError(f"resume=true but {last} does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)")
+        return str(last)
+    return None
+
+
+def instantiate_logger(node: DictConfig, out_dir: Path, ckpt_path: str | None) -> Any:
+    """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir."""
+    if str(node.get("_target_", "")).endswith("WandbLogger"):
+        from vaelab.runs import wandb_run
+
+        return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir, ckpt_path))
+    return hydra.utils.instantiate(node)
+
+
+def train(cfg: DictConfig) -> Metrics:
+    """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
+    import pytorch_lightning as pl
+
+    from vaelab.runs.provenance import provenance
+    from vaelab.training.callbacks import SessionClock, stop_reason
+    from vaelab.training.checkpoint import AtomicCheckpointIO, check_checkpoint
+    from vaelab.training.runtime import configure_torch
+
+    start = time.perf_counter()
+    out_dir = Path(cfg.paths.output_dir)
+    _check_ddp_launch(cfg)
+    configure_torch(cfg.get("threads"))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    ckpt_path = resume_checkpoint(cfg, out_dir)
+    if ckpt_path:
+        check_checkpoint(ckpt_path, cfg.model.latent_dim, list(cfg.model.hidden))
+
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    module = hydra.utils.instantiate(cfg.model, _convert_="all")
+    # SessionClock is not a choice: every run keeps its total wall time across resumed sessions
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [SessionClock()]
+    loggers = [instantiate_logger(c, out_dir, ckpt_path) for c in (cfg.get("logger") or {}).values()]
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+
+    info = provenance()
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    write_json(out_dir / RUN_INFO, {"config": resolved, **info})
+    for logger in loggers:
+        logger.log_hyperparams({**resolved, "provenance": info})
+
+    clock = callbacks[-1]
+    signal_name = fit_or_interrupt(trainer, module, datamodule, ckpt_path)
+    # the whole run's history: testing the best checkpoint below loads that checkpoint's history,
+    # which ends at the best epoch
+    history = list(module.history)
+    reason = stop_reason(trainer, history)
+    # seconds of the sessions before this one, restored by fit from last.ckpt; read now, because
+    # testing the best checkpoint below restores the clock of that (earlier) checkpoint too
+    before_s = clock.before_s
+
+    ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if signal_name:  # no test on an interrupted run: its numbers come after `resume=true`
+        test = {k: math.nan for k in ("test/loss", "test/nelbo", "test/recon", "test/kl")}
+    else:
+        test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
+    val_min, val_epoch = summarize(history)
+    metrics = Metrics(
+        latent_dim=int(cfg.model.latent_dim),
+        seed=int(cfg.seed),
+        kl=str(cfg.model.kl),
+        recon=str(cfg.model.recon),
+        beta=float(cfg.model.beta),
+        binarize=str(cfg.data.binarize),
+        epochs=len(history),
+        max_epochs=int(cfg.trainer.max_epochs),
+        stop_reason=reason,
+        val_loss_min=val_min,
+        val_loss_min_epoch=val_epoch,
+        test_loss=float(test["test/loss"]),
+        test_nelbo=float(test["test/nelbo"]),
+        test_recon=float(test["test/recon"]),
+        test_kl=float(test["test/kl"]),
+        best_ckpt=ckpt or None,
+        wall_time_s=round(before_s + time.perf_counter() - start, 3),
+        git_commit=info["git_commit"],
+        history=history,
+    )
+    if trainer.is_global_zero:
+        write_json(out_dir / METRICS, metrics.to_json())
+        for logger in loggers:
+            if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
+                logger.experiment.summary.update(
+                    {
+                        "val/loss_best": val_min,
+                        "val/loss_min_epoch": val_epoch,
+                        "test/loss": metrics.test_loss,
+                        "test/nelbo": metrics.test_nelbo,
+                        "stop_reason": reason,
+                        "epochs": len(history),
+                    }
+                )
+        print(
+            f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}",
+            flush=True,
+        )
+    if signal_name:
+        raise RunInterrupted(signal_name, out_dir)
+    return metrics
+
+
+def fit_or_interrupt(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> str | None:
+    """``trainer.fit``; returns None when it ran to its end, or the signal that interrupted it.
+
+    Lightning ends a fit on SIGTERM with ``SIGTERMException`` and on Ctrl-C (SIGINT) with
+    ``sys.exit(1)``, both ``SystemExit``: we catch those (only when Lightning marked the fit
+    interrupted) so the run can record its state and exit non-zero with one line.
+    """
+    from pytorch_lightning.trainer.states import TrainerStatus
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit as exc:
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        return "SIGTERM" if isinstance(exc, SIGTERMException) else "SIGINT"
+    return None
+
+
+def _check_ddp_launch(cfg: DictConfig) -> None:
+    """Refuse Lightning's script-relaunching DDP inside a local multirun: it starts each extra
+    process by re-running the command line, and a ``-m`` command line would start the whole sweep
+    again in every process. Under SLURM the processes are SLURM's tasks and nothing is re-run."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    devices = cfg.trainer.get("devices", 1)
+    many = (isinstance(devices, int) and devices > 1) or int(cfg.trainer.get("num_nodes", 1) or 1) > 1
+    if strategy == "ddp" and many and _is_multirun() and "SLURM_NTASKS" not in os.environ:
+        raise UserError(
+            "trainer=ddp in a local multirun (-m): Lightning re-runs the command for each extra process, which would "
+            "re-run the sweep; run DDP jobs without -m, or sweep with hydra/launcher=submitit_slurm (SLURM starts the processes)"
+        )
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def run(cfg: DictConfig) -> float | None:
+    """Hydra task: one training job. User errors become one line; in a multirun the job is marked
+    failed in its run dir and the sweep goes on (the sweep summary reports it and exits non-zero)."""
+    out_dir = Path(cfg.paths.output_dir)
+    status = out_dir / STATUS
+    failed = True
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(status, {"status": RUNNING})
+        validate(cfg)
+        metrics = train(cfg)
+        failed = False
+        write_json(status, {"status": COMPLETED})
+        # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
+        # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
+        best = metrics.val_loss_min
+        return float(best) if math.isfinite(best) else None
+    except RunInterrupted as err:
+        write_json(status, {"status": INTERRUPTED, "signal": err.signal, "error": str(err)})
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        if _is_multirun():
+            _stop_sweep(cfg)
+        sys.exit(err.exit_code)
+    except UserError as err:
+        _record_failure(cfg, status, str(err))
+        if not _is_multirun():
+            finish(failed=True)
+            exit_with(err)
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return None
+    except Exception as exc:
+        _record_failure(cfg, status, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        if not _is_multirun():
+            raise
+        traceback.print_exc()
+        return None
+    finally:
+        finish(failed)
+
+
+def _stop_sweep(cfg: DictConfig) -> None:
+    """An interrupted multirun stops: the remaining jobs are not started (re-run the sweep with
+    ``resume=true`` to continue); the summary of the jobs so far is printed first."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from vaelab.runs.sweep import print_summary
+
+    print_summary(Path(str(HydraConfig.get().sweep.dir)))
+
+
+def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | None = None) -> None:
+    """Mark the job failed in its run dir and, for a W&B logger, in W&B (a run of its own when the
+    job failed before its run started)."""
+    try:
+        write_json(status, {"status": FAILED, "error": message, **({"traceback": trace} if trace else {})})
+    except OSError:
+        pass
+    node = OmegaConf.select(cfg, "logger.wandb")
+    run_open = "wandb" in sys.modules and sys.modules["wandb"].run is not None
+    if node is None or not (run_open or _is_multirun()):
+        return  # a single run that failed before W&B started: the error line says it all
+    try:
+        import wandb
+
+        from vaelab.runs import wandb_run
+
+        if wandb.run is None:
+            wandb.init(
+                project=str(node.project),
+                group=str(node.group),
+                name=str(node.name),
+                job_type=str(node.job_type),
+                dir=str(node.save_dir),
+                mode=wandb_run.resolve_mode(str(node.mode)),
+                config={"error": message},
+            )
+        wandb.run.summary["error"] = message
+    except Exception:  # recording a failure must not hide the failure itself
+        pass
+
+
+def main() -> None:
+    """Console entry point: check the command line, then hand over to Hydra."""
+    check_overrides(sys.argv[1:], config_name="train")
+    run()
+
+
+if __name__ == "__main__":
+    main()

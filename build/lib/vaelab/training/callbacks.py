@@ -1,0 +1,175 @@
+"""Lightning callbacks of ours: one progress line per epoch, image panels every few epochs, and
+early stopping that survives a resume at its last epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
+from pytorch_lightning.utilities import rank_zero_only
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+
+class EpochProgress(pl.Callback):
+    """Print one line per epoch: which run, epoch i/n, train and validation loss, time.
+
+    Cheaper than a per-step progress bar and readable in logs of parallel or cluster jobs.
+    """
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        history = getattr(pl_module, "history", [])
+        if not history or history[-1]["epoch"] != trainer.current_epoch + 1:
+            return
+        row = history[-1]
+        parts = [f"{k}={row[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in row]
+        print(
+            f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)",
+            flush=True,
+        )
+
+
+class EarlyStopping(LightningEarlyStopping):
+    """Lightning's :class:`~pytorch_lightning.callbacks.EarlyStopping`, unchanged in what it decides.
+
+    Its state (best score, epochs waited, the epoch it stopped at) travels in every checkpoint, so a
+    resumed run keeps counting where the killed one was. One case Lightning leaves open: the
+    ``last.ckpt`` of the epoch that triggered the stop already says "stopped", but a run killed
+    after writing it and resumed would train one more epoch (``trainer.should_stop`` is not saved).
+    Here a restored stop ends the resumed fit at once, so it stops at the same epoch as an
+    uninterrupted run.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.stopped_epoch > 0:
+            trainer.should_stop = True
+
+
+class SessionClock(pl.Callback):
+    """Carries a run's wall time across sessions: each checkpoint stores the seconds spent so far
+    (earlier sessions plus this one), and a resumed run starts from them (``before_s``), so
+    ``metrics.json``'s ``wall_time_s`` is the whole run's, not the last session's."""
+
+    def __init__(self) -> None:
+        self.before_s = 0.0
+        self._start = time.perf_counter()
+
+    def state_dict(self) -> dict[str, float]:
+        return {"wall_time_s": self.before_s + time.perf_counter() - self._start}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        self.before_s = float(state_dict.get("wall_time_s", 0.0))
+
+
+def stop_reason(trainer: pl.Trainer, history: list[dict[str, float]]) -> str:
+    """Why ``trainer.fit`` returned: ``diverged`` (a NaN/inf loss ended it), ``interrupted``
+    (a signal or Ctrl-C), ``early_stopping`` (the validation loss passed its minimum) or
+    ``max_epochs`` (the epoch cap came first: the run may not have reached its minimum)."""
+    last = history[-1] if history else {}
+    if any(not math.isfinite(last.get(k, 0.0)) for k in ("val/loss", "train/loss")):
+        return "diverged"
+    if trainer.interrupted:
+        return "interrupted"
+    if any(isinstance(c, LightningEarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks):
+        return "early_stopping"
+    return "max_epochs"
+
+
+def latent_grid(latent_dim: int, steps: int, span: float = 0.95) -> Tensor:
+    """Latent points spaced by the prior's quantiles: a ``steps x steps`` plane (d=2) or a line (d=1).
+
+    Points are ``Φ⁻¹(u)`` for ``u`` evenly spaced in ``[(1-span)/2, (1+span)/2]``, so each step
+    covers an equal share of the prior's mass. Returns ``[steps**d, d]``; d=2 rows are ordered so a
+    grid image has c₁ increasing to the right and c₂ increasing upwards.
+    """
+    u = torch.linspace((1 - span) / 2, (1 + span) / 2, steps)
+    q = torch.distributions.Normal(0.0, 1.0).icdf(u)
+    if latent_dim == 1:
+        return q[:, None]
+    if latent_dim == 2:
+        c2, c1 = torch.meshgrid(q.flip(0), q, indexing="ij")
+        return torch.stack([c1.reshape(-1), c2.reshape(-1)], dim=1)
+    raise ValueError(f"latent_grid is defined for latent_dim 1 or 2, got {latent_dim}")
+
+
+@torch.no_grad()
+def image_panels(vae: torch.nn.Module, images: Tensor, n_samples: int, steps: int, seed: int) -> dict[str, Tensor]:
+    """Image grids (``[3, H, W]`` in [0, 1]) that show what the model learnt.
+
+    ``reconstructions``: rows of originals over their reconstructions (decoded means, no noise);
+    ``samples``: decoded prior draws; ``latent_grid``: the decoder over the latent plane (d=2) or
+    line (d=1), see :func:`latent_grid`.
+    """
+    device = next(vae.parameters()).device
+    x = images.to(device)
+    m, _ = vae.encode(x)
+    recon = torch.sigmoid(vae.decode(m))
+    nrow = min(8, x.shape[0])
+    pairs = torch.cat([x[:nrow], recon[:nrow]]).view(-1, 1, 28, 28)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    samples = vae.sample(n_samples, generator=gen).view(-1, 1, 28, 28)
+    panels = {
+        "reconstructions": make_grid(pairs, nrow=nrow, pad_value=1.0),
+        "samples": make_grid(samples, nrow=int(n_samples**0.5) or 1, pad_value=1.0),
+    }
+    if vae.latent_dim in (1, 2):
+        c = latent_grid(vae.latent_dim, steps).to(device)
+        decoded = torch.sigmoid(vae.decode(c)).view(-1, 1, 28, 28)
+        panels["latent_grid"] = make_grid(decoded, nrow=steps, pad_value=1.0)
+    return panels
+
+
+class ImageLogger(pl.Callback):
+    """Every ``every_n_epochs`` epochs (and after the last), save image panels as PNGs in
+    ``<run>/images/`` and log them to W&B when a W&B logger is attached.
+
+    Args:
+        every_n_epochs: how often, in epochs.
+        n_images: validation images shown with their reconstructions.
+        n_samples: prior samples shown (a square number gives a square grid).
+        grid_steps: points per latent axis in the latent grid.
+        out_dir: folder for the PNGs.
+    """
+
+    def __init__(self, every_n_epochs: int = 5, n_images: int = 8, n_samples: int = 64, grid_steps: int = 20, out_dir: str = "images") -> None:
+        self.every_n_epochs = every_n_epochs
+        self.n_images = n_images
+        self.n_samples = n_samples
+        self.grid_steps = grid_steps
+        self.out_dir = Path(out_dir)
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        # the last epoch: the cap, or early stopping (decided in on_validation_end, before this hook)
+        last = epoch >= (trainer.max_epochs or epoch) or trainer.should_stop
+        if self.every_n_epochs <= 0 or (epoch % self.every_n_epochs and not last):
+            return
+        dm = trainer.datamodule
+        if dm is None or "val" not in getattr(dm, "splits", {}):
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        panels = image_panels(pl_module.vae, dm.splits["val"][: self.n_images], self.n_samples, self.grid_steps, seed=epoch)
+        pl_module.train(was_training)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, grid in panels.items():
+            save_image(grid, self.out_dir / f"{name}_epoch{epoch:03d}.png")
+        from pytorch_lightning.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                for name, grid in panels.items():
+                    logger.log_image(key=f"images/{name}", images=[grid.cpu()], caption=[f"epoch {epoch}"], step=trainer.global_step)

@@ -1,0 +1,79 @@
+"""Checkpoint files: written atomically, and checked before a run resumes from one.
+
+A process killed while saving must never leave a truncated ``last.ckpt`` behind: checkpoints are
+written to ``<name>.tmp`` in the same folder, flushed to disk, then renamed over the old file
+(``os.replace`` is atomic on POSIX), so ``last.ckpt`` is always either the previous complete file
+or the new complete one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from vaelab.errors import UserError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint I/O, with same-folder temp file + fsync + rename on save.
+
+    A failed write (disk full, folder not writable) becomes a :class:`UserError` naming the file;
+    the temp file is removed and the previous checkpoint stays as it was.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            raise UserError(
+                f"cannot write checkpoint {path}: {exc.strerror or exc}; free disk space or point hydra.run.dir/hydra.sweep.dir at a writable folder"
+            ) from None
+
+
+def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None) -> dict[str, Any]:
+    """Load ``path`` on the CPU and check it is a vaelab checkpoint for this model shape
+    (``latent_dim``/``hidden`` None: of any shape).
+
+    Returns its hyper-parameters. Raises :class:`UserError` with one line when the file is missing,
+    is not a (complete) checkpoint, or was trained with another latent dimension.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ckpt_path={path} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise UserError(
+            f"ckpt_path={path} is not a readable checkpoint ({type(exc).__name__}); it may be truncated or another kind of file"
+        ) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise UserError(f"ckpt_path={path} is not a vaelab/Lightning checkpoint (no state_dict or hyper_parameters)")
+    hp = ckpt["hyper_parameters"]
+    if latent_dim is not None and int(hp.get("latent_dim", -1)) != int(latent_dim):
+        raise UserError(
+            f"ckpt_path={path} was trained with model.latent_dim={hp.get('latent_dim')}, but this run has model.latent_dim={latent_dim}: "
+            f"set model.latent_dim={hp.get('latent_dim')} or pick a checkpoint of the same latent dim"
+        )
+    if hidden is not None and [int(h) for h in hp.get("hidden", [])] != [int(h) for h in hidden]:
+        raise UserError(
+            f"ckpt_path={path} was trained with model.hidden={list(hp.get('hidden', []))}, but this run has model.hidden={list(hidden)}: make them match"
+        )
+    return hp

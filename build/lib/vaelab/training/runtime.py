@@ -1,0 +1,69 @@
+"""Process-wide torch settings of a training job: its thread count, and one per-step cost removed.
+
+Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` (so that asking "is there a GPU?"
+does not initialise CUDA before a fork). With it, every ``torch.cuda.is_available()`` loads NVML
+afresh, and ``torch.optim.Adam.step`` asks once per step. On a machine without the NVIDIA driver
+(any CPU-only host running a CUDA build of torch) the load fails every time and torch falls back to
+the CUDA runtime's count anyway, so the check buys nothing and costs ~0.1 ms per optimiser step.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def nvml_loadable() -> bool:
+    """Whether the NVIDIA management library can be loaded (i.e. an NVIDIA driver is installed)."""
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def configure_torch(threads: int | None = None) -> None:
+    """Apply a job's torch settings; call after importing Lightning, before training.
+
+    Args:
+        threads: torch intra-op threads for this process; None keeps torch's default (all cores).
+            Parallel jobs on one machine should share the cores (e.g. 2 jobs x 1 thread on 2 cores):
+            OpenMP threads that wait for a busy core slow a step down many times over.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not nvml_loadable():
+        # same answer (torch falls back to the CUDA runtime when NVML is missing), no per-step reload
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which SLURM and taskset narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def job_threads(launcher: Any) -> int | None:
+    """Default torch threads of one job, from the Hydra launcher config that runs it.
+
+    joblib runs ``n_jobs`` jobs at once on this machine: each gets ``cores // n_jobs`` threads
+    (at least 1; ``n_jobs=-1`` means one job per core). submitit gives each job ``cpus_per_task``
+    cores. Any other launcher runs one job at a time: None (torch's default, all cores).
+    """
+    get = launcher.get if hasattr(launcher, "get") else (lambda k, d=None: d)
+    target = str(get("_target_", ""))
+    if "joblib" in target:
+        n_jobs = int(get("n_jobs", 1) or 1)
+        cores = usable_cores()
+        jobs = cores if n_jobs < 0 else min(n_jobs, cores)
+        return max(1, cores // max(1, jobs))
+    if "submitit" in target and get("cpus_per_task", None):
+        return int(get("cpus_per_task"))
+    return None

@@ -1,0 +1,179 @@
+"""Finding the jobs of finished sweeps: every job folder Hydra made, plus the jobs the sweep's
+command line asked for that never started, each with its status, settings and numbers."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaelab.errors import UserError
+from vaelab.runs.layout import COMPLETED, EVAL, METRICS, STATUS, read_json
+
+
+@dataclass
+class Job:
+    """One job of a sweep, whatever became of it."""
+
+    sweep: Path
+    name: str  # the job's folder name (Hydra job number)
+    status: str  # completed | failed | running | not started | unknown
+    error: str = ""
+    kl: str | None = None
+    latent_dim: int | None = None
+    seed: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return self.sweep / self.name
+
+    @property
+    def ok(self) -> bool:
+        return self.status == COMPLETED and bool(self.metrics)
+
+    @property
+    def converged(self) -> bool:
+        """Whether the run passed its minimum: the minimal validation loss came before its last
+        epoch. A run whose minimum is its last epoch (stopped by the epoch cap while still
+        improving) gives an upper bound on its minimum, not the minimum."""
+        return self.ok and 0 < int(self.metrics.get("val_loss_min_epoch", 0)) < int(self.metrics.get("epochs", 0))
+
+    def value(self, key: str) -> float:
+        """A number from metrics.json, else eval.json; NaN when neither has it."""
+        v = self.metrics.get(key, self.evaluation.get(key))
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+    def why_missing(self) -> str:
+        if self.status == COMPLETED and not self.metrics:
+            return "no metrics.json"
+        first = self.error.strip().splitlines()[0] if self.error.strip() else ""
+        return f"{self.status}: {first}" if first else self.status
+
+
+def _job_config(job_dir: Path) -> dict[str, Any]:
+    """kl, latent_dim and seed of a job from Hydra's saved config (present even when it failed)."""
+    from omegaconf import OmegaConf
+
+    path = job_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as exc:  # a YAML or I/O error of any kind: the job is still listed, unnamed
+        print(
+            f"warning: cannot read {path} ({type(exc).__name__}: {exc}); job {job_dir.name} is listed without its settings",
+            file=sys.stderr,
+            flush=True,
+        )
+        return {}
+    return {"kl": OmegaConf.select(cfg, "model.kl"), "latent_dim": OmegaConf.select(cfg, "model.latent_dim"), "seed": OmegaConf.select(cfg, "seed")}
+
+
+def _expected_jobs(sweep: Path) -> list[list[str]]:
+    """The override list of every job the sweep's command line asked for (Hydra's basic sweeper:
+    the cartesian product of the comma-separated values, in the order given), from multirun.yaml."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    path = sweep / "multirun.yaml"
+    if not path.is_file():
+        return []
+    try:
+        task = list(OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task") or [])
+        parsed = OverridesParser.create().parse_overrides(task)
+    except Exception as exc:  # YAML, I/O or override-grammar errors: jobs that never started go unlisted
+        print(
+            f"warning: cannot read the command line of {path} ({type(exc).__name__}: {exc}); jobs that never started are not listed",
+            file=sys.stderr,
+            flush=True,
+        )
+        return []
+    lists = []
+    for text, ov in zip(task, parsed):
+        if ov.is_sweep_override():
+            key = ov.get_key_element()
+            lists.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+        else:
+            lists.append([text])
+    return [list(combo) for combo in itertools.product(*lists)]
+
+
+def _compose_job(overrides: list[str]) -> dict[str, Any]:
+    """kl, latent_dim and seed of a job that never started, by composing its overrides."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from vaelab.config.resolvers import CONF_DIR, register
+
+    register()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+    except Exception as exc:  # Hydra composition errors of any kind: the job is listed, unnamed
+        print(
+            f"warning: cannot compose the settings of a job that never started ({' '.join(overrides)}): {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return {}
+    return {"kl": OmegaConf.select(cfg, "model.kl"), "latent_dim": OmegaConf.select(cfg, "model.latent_dim"), "seed": OmegaConf.select(cfg, "seed")}
+
+
+def sweep_command(sweep: Path) -> str | None:
+    """The training command line of a sweep, rebuilt from Hydra's multirun.yaml."""
+    from omegaconf import OmegaConf
+
+    path = sweep / "multirun.yaml"
+    if not path.is_file():
+        return None
+    task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task") or []
+    return "python -m vaelab.train -m " + " ".join(shlex.quote(str(t)) for t in task)
+
+
+def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
+    """Every job of every sweep: the folders Hydra made, plus jobs the command line asked for that
+    have no folder (the sweep was stopped before them)."""
+    from vaelab.runs.sweep import job_dirs
+
+    jobs: list[Job] = []
+    for sweep in sweeps:
+        if not sweep.is_dir():
+            raise UserError(f"sweep dir {sweep} does not exist: give the hydra.sweep.dir of a finished multirun")
+        found = {p.name: p for p in job_dirs(sweep)}
+        for p in sweep.iterdir():  # a job dir with metrics.json but no status.json still counts
+            if p.is_dir() and (p / METRICS).is_file():
+                found.setdefault(p.name, p)
+        for name, path in found.items():
+            status = read_json(path / STATUS)
+            metrics = read_json(path / METRICS)
+            info = {k: metrics.get(k) for k in ("kl", "latent_dim", "seed")} if metrics else _job_config(path)
+            state = status.get("status", COMPLETED if metrics else "unknown")
+            jobs.append(
+                Job(
+                    sweep,
+                    name,
+                    state,
+                    status.get("error", ""),
+                    info.get("kl"),
+                    info.get("latent_dim"),
+                    info.get("seed"),
+                    metrics,
+                    read_json(path / EVAL),
+                )
+            )
+        for num, overrides in enumerate(_expected_jobs(sweep)):
+            if str(num) not in found:
+                info = _compose_job(overrides)
+                jobs.append(Job(sweep, str(num), "not started", "", info.get("kl"), info.get("latent_dim"), info.get("seed")))
+    if not jobs:
+        raise UserError(
+            f"no jobs found in {', '.join(map(str, sweeps))}: give multirun folders (hydra.sweep.dir) whose job folders hold status.json/metrics.json"
+        )
+    return jobs

@@ -1,0 +1,90 @@
+"""The report's figures as PNG files: loss curves of every run, and the latent plane/line and
+reconstructions of the best run of each row (drawn by :mod:`vaelab.report.figures`)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vaelab.errors import UserError
+from vaelab.report.collect import Job
+from vaelab.report.tables import KL_ORDER
+
+
+def _curves(jobs: Sequence[Job]):
+    from vaelab.report.figures import Curve
+
+    colors = {"paper": "tab:blue", "analytic": "tab:orange"}
+    styles = ["-", "--", ":", "-."]
+    curves = []
+    for j in sorted((j for j in jobs if j.ok), key=lambda j: (KL_ORDER.get(str(j.kl), 9), j.seed or 0)):
+        hist = j.metrics.get("history", [])
+        curves.append(
+            Curve(
+                label=f"{j.kl} seed {j.seed}",
+                latent_dim=int(j.latent_dim),
+                epochs=[int(h["epoch"]) for h in hist],
+                val_loss=[float(h["val/loss"]) for h in hist],
+                train_loss=[float(h.get("train/loss", math.nan)) for h in hist],
+                color=colors.get(str(j.kl)),
+                linestyle=styles[(j.seed or 0) % len(styles)],
+            )
+        )
+    return curves
+
+
+def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict[str, Path]:
+    """All PNGs; returns {name: path}. Figures that need the data or a checkpoint are skipped with a
+    warning (never silently) when those cannot be loaded."""
+    import torch
+
+    from vaelab.report import figures
+    from vaelab.runs.reading import best_checkpoint, datamodule_for_run, load_module, run_data_settings
+
+    written: dict[str, Path] = {}
+
+    def save(name: str, fig) -> None:
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        written[name] = path
+
+    save(
+        "val_loss_curves",
+        figures.loss_curves(_curves(jobs), "loss per epoch of every run: validation (solid), training (dashed); dot: minimal validation loss"),
+    )
+
+    best: dict[tuple[str, int], Job] = {}
+    for j in jobs:
+        if j.ok and math.isfinite(j.value("val_loss_min")):
+            key = (str(j.kl), int(j.latent_dim))
+            if key not in best or j.value("val_loss_min") < best[key].value("val_loss_min"):
+                best[key] = j
+    data_cache: dict[tuple, Any] = {}
+    recon_rows, originals = [], None
+    for (kl, dim), job in sorted(best.items(), key=lambda kv: (kv[0][1], KL_ORDER.get(kv[0][0], 9))):
+        try:
+            module = load_module(best_checkpoint(job.dir))
+            settings = run_data_settings(job.dir)
+            key = (data_root or settings.get("root"), settings.get("binarize"), settings.get("val_size"), settings.get("split_seed"))
+            if key not in data_cache:
+                data_cache[key] = datamodule_for_run(job.dir, root=data_root)
+            dm = data_cache[key]
+        except UserError as err:
+            print(f"warning: no latent/reconstruction figures for {job.dir}: {err}", file=sys.stderr, flush=True)
+            continue
+        x, labels = dm.splits["test"], dm.labels["test"]
+        title = f"{kl} penalty, latent dim {dim}, seed {job.seed} (best of its row), test set"
+        if dim == 2:
+            save(f"latent_plane_d2_{kl}", figures.latent_plane(module.vae, x, labels, title))
+        elif dim == 1:
+            save(f"latent_line_d1_{kl}", figures.latent_line(module.vae, x, labels, title))
+        if originals is None:
+            originals = x[:12]
+        with torch.no_grad():
+            recon_rows.append((f"{kl} d={dim}", figures.reconstruct(module.vae, originals)))
+    if originals is not None:
+        save("reconstructions", figures.reconstructions(originals, recon_rows, "test images and reconstructions (decoded means at m)"))
+    return written

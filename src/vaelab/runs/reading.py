@@ -1,0 +1,82 @@
+"""Reading a finished training run back: its files, its best checkpoint and its data.
+
+A run dir holds ``metrics.json``, ``run_info.json`` (resolved config + provenance),
+``status.json``, ``checkpoints/`` and, after evaluation, ``eval.json``. The evaluation, the report
+and the notebook all go through here, so they agree on where things are and on which data a model
+was trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vaelab.errors import UserError
+from vaelab.runs.layout import CHECKPOINTS, METRICS, RUN_INFO, read_json
+
+# data settings that define what a model saw; read from the run so evaluation matches training
+RUN_DATA_KEYS = ("binarize", "val_size", "split_seed")
+
+
+def run_dir_of(ckpt_path: Path) -> Path:
+    """The run dir a checkpoint belongs to (``<run>/checkpoints/x.ckpt`` -> ``<run>``)."""
+    ckpt_path = Path(ckpt_path)
+    return ckpt_path.parent.parent if ckpt_path.parent.name == CHECKPOINTS else ckpt_path.parent
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """The best checkpoint of a run: ``best_ckpt`` of its metrics.json, else ``checkpoints/best-*.ckpt``."""
+    run_dir = Path(run_dir)
+    named = read_json(run_dir / METRICS).get("best_ckpt")
+    if named and Path(named).is_file():
+        return Path(named)
+    found = sorted((run_dir / CHECKPOINTS).glob("best-*.ckpt"))
+    if found:
+        return found[-1]
+    raise UserError(f"{run_dir} holds no best checkpoint (checkpoints/best-*.ckpt): give the dir of a finished training run")
+
+
+def require_checkpoint(ckpt_path: str | Path | None) -> Path:
+    """Check that ``ckpt_path`` names a readable vaelab checkpoint (of any shape); return it resolved."""
+    if ckpt_path in (None, "", "???"):
+        raise UserError("ckpt_path is required: give a training checkpoint, e.g. ckpt_path=<run dir>/checkpoints/best-epoch039.ckpt")
+    from vaelab.training.checkpoint import check_checkpoint
+
+    path = Path(str(ckpt_path)).expanduser()
+    check_checkpoint(path)
+    return path.resolve()
+
+
+def load_module(ckpt_path: str | Path):
+    """The :class:`~vaelab.training.module.VAEModule` of a checkpoint, on the CPU, in eval mode."""
+    from vaelab.training.module import VAEModule
+
+    path = require_checkpoint(ckpt_path)
+    module = VAEModule.load_from_checkpoint(str(path), map_location="cpu")
+    module.eval()
+    return module
+
+
+def run_data_settings(run_dir: Path) -> dict[str, Any]:
+    """The data settings a run was trained with (:data:`RUN_DATA_KEYS` and ``root``), from run_info.json."""
+    data = read_json(Path(run_dir) / RUN_INFO).get("config", {}).get("data", {})
+    return {k: data[k] for k in (*RUN_DATA_KEYS, "root") if k in data}
+
+
+def datamodule_for_run(run_dir: Path, root: str | Path | None = None, **overrides: Any):
+    """An :class:`~vaelab.data.datamodule.MNISTDataModule` set up with the data settings the run was trained with.
+
+    ``root`` defaults to the run's own data root; ``overrides`` win over the run's settings.
+    The splits stay on the CPU; files are not downloaded.
+    """
+    from vaelab.data.datamodule import MNISTDataModule
+
+    settings = run_data_settings(run_dir)
+    root = root if root is not None else settings.get("root")
+    if root is None:
+        raise UserError(f"{run_dir}/run_info.json does not say which data root the run used: pass the data root (data.root / VAELAB_DATA_ROOT)")
+    kwargs = {k: settings[k] for k in RUN_DATA_KEYS if k in settings}
+    kwargs.update(overrides)
+    dm = MNISTDataModule(root=str(root), download=False, on_device=False, **kwargs)
+    dm.setup()
+    return dm
