@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vaelab.runs.layout import RESULT_KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("VAELAB_DATA_ROOT", REPO / "data"))
 
@@ -60,8 +62,8 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # overrides that make a training run take a couple of seconds on tiny data
 TINY = ["data.val_size=100", "data.batch_size=50", "data.eval_batch_size=100", "trainer.max_epochs=2", "trainer.accelerator=cpu", "model.hidden=[32]"]
 
-# the numbers a run's metrics.json reports, without its wall time, paths and commit
-RESULT_KEYS = ("val_loss_min", "val_loss_min_epoch", "test_loss", "test_nelbo", "test_recon", "test_kl", "history", "epochs")
+# the numbers a run's metrics.json reports, without its wall time, paths and commit: RESULT_KEYS,
+# one definition in the run-dir contract (vaelab.runs.layout)
 
 
 def run_result(run: Path) -> dict:
@@ -81,3 +83,17 @@ def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout:
         text=True,
         timeout=timeout,
     )
+
+
+def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: object) -> subprocess.Popen:
+    """Start ``python -m vaelab.train args...`` like a user would and return once ``path`` exists
+    (or the process ended, or ``timeout`` passed): the moment to kill or signal it mid-run."""
+    import time
+
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args], cwd=REPO, env=env, **popen)
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    return child

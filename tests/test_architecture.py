@@ -1,12 +1,12 @@
 """The layers of the package, kept by a test: who may import whom, no cycles, small modules.
 
-    vae/       model, loss, likelihood           torch only: no Lightning, no Hydra, no other layer
-    data/      idx files, data module            no model, no training, no Hydra
-    training/  LightningModule, callbacks, ...   uses vae/ and data/; no Hydra, no run dir
-    runs/      run dir files, provenance, W&B    on top of training
-    report/    tables, figures, W&B              on top of runs
-    config/    config location, resolvers, checks
-    train.py, evaluate.py, report/__main__.py    entry points: never import each other
+vae/       model, loss, likelihood           torch only: no Lightning, no Hydra, no other layer
+data/      idx files, data module            no model, no training, no Hydra
+training/  LightningModule, callbacks, ...   uses vae/ and data/; no Hydra, no run dir
+runs/      run dir files, provenance, W&B    on top of training
+report/    tables, figures, W&B              on top of runs
+config/    config location, resolvers, checks
+train.py, evaluate.py, report/__main__.py    entry points: never import each other
 """
 
 from __future__ import annotations

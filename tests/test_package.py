@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,13 @@ from conftest import REPO, TINY
 @pytest.mark.slow
 def test_wheel_installs_and_trains_from_another_folder(tiny_root: Path, tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    # the venv's setuptools builds it (no build isolation: nothing is downloaded)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-w", str(wheels), "-q"],
+    # built from a copy, so the checkout gets no build/ folder; the venv's setuptools builds it (no
+    # build isolation: nothing is downloaded)
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-w", str(wheels), "-q"],
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheels.glob("vaelab-*.whl")

@@ -2,15 +2,13 @@
 uninterrupted run ends (CPU)."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import wandb_records
-from conftest import REPO, TINY, run_cli
+from conftest import TINY, run_cli, spawn_until
 from conftest import run_result as result
 
 
@@ -48,18 +46,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     assert stopped["val_loss_min_epoch"] < stopped["epochs"] and stopped["max_epochs"] == epochs
 
     killed = tmp_path / "killed"
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={killed}"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     last = killed / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 180
-    while not last.exists() and time.time() < deadline and child.poll() is None:
-        time.sleep(0.05)
+    child = spawn_until([*args, f"hydra.run.dir={killed}"], last)
     time.sleep(0.3)  # into a later epoch
     child.send_signal(signal.SIGKILL)
     child.wait()
@@ -106,19 +94,7 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
     whole = tmp_path / "whole"
     assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
     run = tmp_path / "run"
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "vaelab.train", *args, f"hydra.run.dir={run}"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    last = run / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 180
-    while not last.exists() and time.time() < deadline and child.poll() is None:
-        time.sleep(0.05)
+    child = spawn_until([*args, f"hydra.run.dir={run}"], run / "checkpoints" / "last.ckpt", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 143, err[-2000:]

@@ -56,19 +56,23 @@ def test_multirun_gives_two_wandb_runs_in_one_group(sweep):
         assert config["model"]["latent_dim"] == int(job) + 1 and config["provenance"]["versions"]["torch"]
 
 
-def test_resume_continues_from_the_saved_epoch(tiny_root, tmp_path):
+def test_ckpt_path_starts_a_new_run_from_those_weights(tiny_root, tmp_path):
     first = tmp_path / "first"
     args = [f"data.root={tiny_root}", *TINY, "logger=none"]
     proc = run_cli("vaelab.train", *args, f"hydra.run.dir={first}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     before = json.loads((first / "metrics.json").read_text())["history"]
-    resumed = tmp_path / "resumed"
-    proc = run_cli("vaelab.train", *args, "trainer.max_epochs=3", f"ckpt_path={first}/checkpoints/last.ckpt", f"hydra.run.dir={resumed}")
+    second = tmp_path / "second"
+    proc = run_cli("vaelab.train", *args, "trainer.max_epochs=3", f"ckpt_path={first}/checkpoints/last.ckpt", f"hydra.run.dir={second}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    after = json.loads((resumed / "metrics.json").read_text())["history"]
-    assert [row["epoch"] for row in after] == [1, 2, 3]
-    assert after[:2] == before  # restored history, not retrained
-    assert "epoch 3/3" in proc.stdout and "epoch 1/3" not in proc.stdout
+    after = json.loads((second / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in after] == [1, 2, 3]  # a fresh history in its own run dir
+    assert "epoch 1/3" in proc.stdout
+    assert after[0]["val/loss"] < before[0]["val/loss"]  # but it started from the trained weights
+    info = json.loads((second / "run_info.json").read_text())
+    assert info["init_from"]["ckpt_path"] == str((first / "checkpoints" / "last.ckpt").resolve())
+    assert info["init_from"]["config"]["model"]["latent_dim"] == 2
+    assert json.loads((first / "metrics.json").read_text())["history"] == before  # the source run is untouched
 
 
 def test_fast_dev_run(tiny_root, tmp_path):

@@ -249,7 +249,7 @@ def history(path: Path | str) -> list[dict[str, Any]]:
 
     Nested keys (media, tables, logged dicts) are joined with ``"."`` as W&B's reader prints them:
     ``row["img._type"] == "image-file"``. NaN/inf come back as floats."""
-    return [_decode((p.get("item") or {})) for p in _payloads(path, "history")]
+    return [_decode(p.get("item") or {}) for p in _payloads(path, "history")]
 
 
 def metric_series(path: Path | str, key: str) -> list[Any]:

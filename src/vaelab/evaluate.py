@@ -149,10 +149,13 @@ def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:
         return
     import wandb
 
-    from vaelab.runs.wandb_run import resolve_mode
+    from vaelab.runs.wandb_run import checkpoint_artifact, resolve_mode, use_artifacts
 
     metrics = read_json(run_dir / METRICS)
     split = result["split"]
+    # the checkpoint's artifact, when training uploaded it (logger.wandb.log_model): its name is kept
+    # in the config, and declared as this run's input online (the lineage; wandb refuses it offline)
+    artifact = checkpoint_artifact(result["ckpt_path"])
     run = wandb.init(
         project=cfg.wandb.project,
         group=train_wandb.get("group"),
@@ -161,9 +164,10 @@ def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:
         job_type="evaluate",
         dir=str(run_dir),
         mode=resolve_mode(str(cfg.wandb.mode)),
-        config={"evaluate": OmegaConf.to_container(cfg, resolve=True), "train_run_dir": str(run_dir)},
+        config={"evaluate": OmegaConf.to_container(cfg, resolve=True), "train_run_dir": str(run_dir), "checkpoint_artifact": artifact},
         reinit="finish_previous",
     )
+    use_artifacts(run, [artifact] if artifact else [])
     run.summary.update(
         {
             "val/loss_best": metrics.get("val_loss_min"),

@@ -22,7 +22,21 @@ from omegaconf import DictConfig, OmegaConf
 from vaelab.config import resolvers
 from vaelab.config.validate import check_overrides, exit_with, validate
 from vaelab.errors import RunInterrupted, UserError
-from vaelab.runs.layout import CHECKPOINTS, COMPLETED, FAILED, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, Metrics, write_json
+from vaelab.runs.claim import claim
+from vaelab.runs.layout import (
+    CHECKPOINTS,
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    LAST_CKPT,
+    METRICS,
+    RUN_INFO,
+    RUNNING,
+    STATUS,
+    Metrics,
+    read_json,
+    write_json,
+)
 from vaelab.runs.wandb_run import finish
 
 # Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
@@ -42,29 +56,22 @@ def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
     return best["val/loss"], int(best["epoch"])
 
 
-def resume_checkpoint(cfg: DictConfig, out_dir: Path) -> str | None:
-    """The checkpoint to resume from: ``ckpt_path``, or with ``resume=true`` this run dir's last.ckpt."""
-    if cfg.get("ckpt_path"):
-        return str(cfg.ckpt_path)
-    if cfg.get("resume"):
-        last = out_dir / CHECKPOINTS / LAST_CKPT
-        if not last.is_file():
-            raise UserError(f"resume=true but {last} does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)")
-        return str(last)
-    return None
-
-
-def instantiate_logger(node: DictConfig, out_dir: Path, ckpt_path: str | None) -> Any:
-    """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir."""
+def instantiate_logger(node: DictConfig, out_dir: Path) -> Any:
+    """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir
+    (a resumed run continues its W&B run; a run started from another run's weights is a new one)."""
     if str(node.get("_target_", "")).endswith("WandbLogger"):
         from vaelab.runs import wandb_run
 
-        return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir, ckpt_path))
+        return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir, None))
     return hydra.utils.instantiate(node)
 
 
-def train(cfg: DictConfig) -> Metrics:
-    """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``."""
+def train(cfg: DictConfig, resume: bool = False) -> Metrics:
+    """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``.
+
+    ``resume``: continue this run dir's ``last.ckpt`` (weights, optimiser, epoch, history, early
+    stopping). ``cfg.ckpt_path`` instead starts a new run from another checkpoint's weights only:
+    a fresh history, its source recorded in ``run_info.json``."""
     import pytorch_lightning as pl
 
     from vaelab.runs.provenance import provenance
@@ -78,20 +85,30 @@ def train(cfg: DictConfig) -> Metrics:
     configure_torch(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    ckpt_path = resume_checkpoint(cfg, out_dir)
-    if ckpt_path:
-        check_checkpoint(ckpt_path, cfg.model.latent_dim, list(cfg.model.hidden))
+    ckpt_path = str(out_dir / CHECKPOINTS / LAST_CKPT) if resume else None
+    source = cfg.get("ckpt_path")
+    for path in filter(None, (ckpt_path, source)):
+        check_checkpoint(path, cfg.model.latent_dim, list(cfg.model.hidden))
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
+    init_from = init_weights(module, str(source)) if source and not resume else None
     # SessionClock is not a choice: every run keeps its total wall time across resumed sessions
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [SessionClock()]
-    loggers = [instantiate_logger(c, out_dir, ckpt_path) for c in (cfg.get("logger") or {}).values()]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    loggers = [instantiate_logger(c, out_dir) for c in (cfg.get("logger") or {}).values()]
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if "SLURM_JOB_ID" in os.environ:
+        from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+        # SLURM (and submitit, which submitted the job) own requeueing: a requeued job resumes from
+        # its run dir's last.ckpt (vaelab.runs.claim). Lightning's own auto-requeue would answer the
+        # same signals with a second requeue and a checkpoint of its own: off (docs/cluster.md)
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
 
     info = provenance()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    write_json(out_dir / RUN_INFO, {"config": resolved, **info})
+    write_json(out_dir / RUN_INFO, {"config": resolved, **info, **({"init_from": init_from} if init_from else {})})
     for logger in loggers:
         logger.log_hyperparams({**resolved, "provenance": info})
 
@@ -155,6 +172,19 @@ def train(cfg: DictConfig) -> Metrics:
     return metrics
 
 
+def init_weights(module: Any, source: str) -> dict[str, Any]:
+    """Load the model weights of checkpoint ``source`` into ``module`` (nothing else: the new run
+    has its own optimiser state, epochs and history); returns what run_info.json records of it."""
+    import torch
+
+    from vaelab.runs.layout import read_json
+    from vaelab.runs.reading import run_dir_of
+
+    state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    return {"ckpt_path": str(Path(source).resolve()), "config": read_json(run_dir_of(Path(source)) / RUN_INFO).get("config")}
+
+
 def fit_or_interrupt(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> str | None:
     """``trainer.fit``; returns None when it ran to its end, or the signal that interrupted it.
 
@@ -203,10 +233,26 @@ def run(cfg: DictConfig) -> float | None:
     status = out_dir / STATUS
     failed = True
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(status, {"status": RUNNING})
         validate(cfg)
-        metrics = train(cfg)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        taken = claim(out_dir, resolved, bool(cfg.get("resume")), _is_multirun())
+    except UserError as err:  # nothing of this run dir was touched: it may belong to another run
+        failed = False
+        if not _is_multirun():
+            exit_with(err)
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return None
+    try:
+        if taken.action == "keep":
+            failed = False
+            kept = read_json(out_dir / METRICS)
+            print(f"kept {out_dir}: completed before (val_loss_min {kept.get('val_loss_min')})", flush=True)
+            return kept.get("val_loss_min")
+        if taken.action == "resume":
+            print(f"resuming {out_dir} from {out_dir / CHECKPOINTS / LAST_CKPT}", flush=True)
+        write_json(status, {"status": RUNNING})
+        metrics = train(cfg, resume=taken.action == "resume")
         failed = False
         write_json(status, {"status": COMPLETED})
         # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
@@ -234,6 +280,7 @@ def run(cfg: DictConfig) -> float | None:
         return None
     finally:
         finish(failed)
+        taken.release()
 
 
 def _stop_sweep(cfg: DictConfig) -> None:

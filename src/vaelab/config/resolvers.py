@@ -26,8 +26,17 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def gpus_per_node(accelerator: str, devices: object) -> int:
+    """GPUs a SLURM job asks for: one per Lightning device when the trainer runs on GPUs, none
+    otherwise (a CPU node refuses any GPU request: "Invalid generic resource (gres) specification")."""
+    if str(accelerator) in ("gpu", "cuda"):
+        return int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
+    return 0
+
+
 def register() -> None:
-    """Register ``vaelab.repo_root``, ``vaelab.basename`` and ``vaelab.job_threads``."""
+    """Register ``vaelab.repo_root``, ``vaelab.basename``, ``vaelab.job_threads`` and ``vaelab.gpus_per_node``."""
     OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(project_root()), replace=True)
     OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
     OmegaConf.register_new_resolver("vaelab.job_threads", job_threads, replace=True)
+    OmegaConf.register_new_resolver("vaelab.gpus_per_node", gpus_per_node, replace=True)

@@ -11,9 +11,8 @@ Two layers, both ending in one clear line instead of a traceback:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,59 +20,24 @@ from vaelab.config.resolvers import CONF_DIR
 from vaelab.errors import UserError
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-# key -> (predicate, what is accepted, example)
-RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
-    "seed": (_is_int, "an integer", "seed=0"),
-    "model.latent_dim": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "model.latent_dim=2"),
-    "model.hidden": (
-        lambda v: isinstance(v, Sequence) and not isinstance(v, str) and len(v) > 0 and all(_is_int(h) and h >= 1 for h in v),
-        "a non-empty list of integers >= 1",
-        "model.hidden=[400]",
-    ),
-    "model.kl": (lambda v: v in ("paper", "analytic"), "one of paper, analytic", "model.kl=analytic"),
-    "model.recon": (lambda v: v in ("bce", "mse"), "one of bce, mse", "model.recon=bce"),
-    "model.beta": (lambda v: _is_number(v) and v >= 0, "a number >= 0", "model.beta=1.0"),
-    "model.lr": (lambda v: _is_number(v) and v > 0, "a number > 0", "model.lr=1e-3"),
-    "model.log_scale_max": (lambda v: _is_number(v) and 0 < v <= 40, "a number in (0, 40]", "model.log_scale_max=10"),
-    "data.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.batch_size=128"),
-    "data.eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.eval_batch_size=1000"),
-    "data.val_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.val_size=10000"),
-    "data.steps_per_call": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "data.steps_per_call=8"),
-    "data.split_seed": (_is_int, "an integer", "data.split_seed=1234"),
-    "data.binarize": (lambda v: v in ("none", "dynamic", "static"), "one of none, dynamic, static", "data.binarize=none"),
-    "trainer.max_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1", "trainer.max_epochs=20"),
-    "resume": (lambda v: isinstance(v, bool), "true or false", "resume=true"),
-    "threads": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1", "threads=1"),
-}
-
-
 def validate(cfg: DictConfig) -> None:
-    """Raise :class:`UserError` for the first config value that is out of range or of the wrong type."""
-    for key, (ok, accepted, example) in RULES.items():
-        if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
-            continue
-        try:
-            value = OmegaConf.select(cfg, key)
-        except Exception as exc:  # an interpolation that cannot be resolved
-            raise UserError(f"{key}: cannot resolve its value ({str(exc).splitlines()[0]})") from None
-        if OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value)
-        if not ok(value):
-            raise UserError(f"{key}={value!r} is invalid: expected {accepted} (e.g. {example})")
+    """Raise :class:`UserError` for the first config value that is out of range or of the wrong type
+    (the typed schema of :mod:`vaelab.config.schema`), then check the data root and ``ckpt_path``."""
+    from vaelab.config.schema import check
+
+    check(cfg)
     from vaelab.data.idx_files import MNIST_FILES, check_data_root, check_mnist_raw
 
     raw = check_data_root(str(cfg.data.root)) / "MNIST" / "raw"
 
     if all((raw / name).is_file() for name in MNIST_FILES):
         check_mnist_raw(raw)  # fail on a bad file now, before the heavy start-up
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"trainer.accelerator={accelerator} but no GPU is visible to this process: use trainer=cpu (or trainer.accelerator=auto)")
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
         raise UserError(f"ckpt_path={ckpt} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")

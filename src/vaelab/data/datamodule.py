@@ -1,4 +1,5 @@
-"""MNIST as a LightningDataModule with a fast, seeded, tensor-indexing batch path.
+"""MNIST and Fashion-MNIST (``data.dataset``) as one LightningDataModule with a fast, seeded,
+tensor-indexing batch path.
 
 torchvision reads the real idx files once; each split is then one float tensor of pixels in [0, 1]
 (``[N, 784]``), kept on the training device, and batches are taken by indexing it. The batch order
@@ -15,11 +16,14 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from vaelab.data.idx_files import MNIST_FILES, check_data_root, check_mnist_raw
+from vaelab.data.datasets import ensure_data, read_split
+from vaelab.data.idx_files import DATASET_NAMES, MNIST_FILES  # noqa: F401  (MNIST_FILES: scripts/benchmark.py)
 from vaelab.errors import UserError
 
 Binarize = Literal["none", "dynamic", "static"]
 BINARIZE_MODES: tuple[str, ...] = ("none", "dynamic", "static")
+# the data sets data.dataset may name: DATASET_NAMES, from vaelab.data.idx_files.DATASETS
+Dataset = Literal["mnist", "fashion_mnist"]
 
 
 def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -29,39 +33,6 @@ def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | s
     hash of a tuple of ints is not randomised between processes, so this is reproducible.
     """
     return torch.Generator(device=device).manual_seed(hash((int(seed), int(epoch), int(stream))) & 0x7FFF_FFFF_FFFF_FFFF)
-
-
-def ensure_mnist(root: str | Path, download: bool) -> None:
-    """Make sure the four MNIST files are under ``root/MNIST/raw`` and intact.
-
-    Missing files are downloaded when ``download`` is true; when that fails (offline) the error says
-    where the four files belong.
-    """
-    from torchvision.datasets import MNIST
-
-    root = check_data_root(root)
-    raw = root / "MNIST" / "raw"
-    missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
-    if missing and download:
-        try:
-            MNIST(str(root), train=True, download=True)
-        except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError when offline
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(
-                f"MNIST is missing from {raw} and the download failed ({first}): put the four files "
-                f"{', '.join(MNIST_FILES)} in {raw}, or set data.root / VAELAB_DATA_ROOT to a folder that has MNIST/raw/"
-            ) from None
-    elif missing:
-        raise UserError(f"MNIST files {', '.join(missing)} are missing from {raw} and data.download=false: put them there or set data.download=true")
-    check_mnist_raw(raw)
-
-
-def read_mnist(root: str | Path, train: bool) -> tuple[Tensor, Tensor]:
-    """Read one official split with torchvision: (uint8 images ``[N, 28, 28]``, int64 labels ``[N]``)."""
-    from torchvision.datasets import MNIST
-
-    ds = MNIST(str(Path(root).expanduser().resolve()), train=train, download=False)
-    return ds.data, ds.targets
 
 
 class EpochSeed:
@@ -158,11 +129,12 @@ class TensorBatches:
 
 
 class MNISTDataModule(pl.LightningDataModule):
-    """MNIST splits: train = 60,000 − ``val_size`` images, val = ``val_size`` images held out from
-    the official training set by a split seeded with ``split_seed``, test = the official 10,000.
+    """MNIST or Fashion-MNIST splits: train = 60,000 − ``val_size`` images, val = ``val_size``
+    images held out from the official training set by a split seeded with ``split_seed``, test =
+    the official 10,000. Both data sets go through the same path, split, binarisation and checks.
 
     Args:
-        root: folder holding ``MNIST/raw/`` (torchvision layout).
+        root: folder holding ``MNIST/raw/`` or ``FashionMNIST/raw/`` (torchvision layout).
         batch_size: training batch size (images).
         eval_batch_size: validation/test batch size (images); only speed depends on it.
         val_size: images held out for validation.
@@ -177,6 +149,7 @@ class MNISTDataModule(pl.LightningDataModule):
         steps_per_call: training batches handed to one ``training_step`` call, which takes one
             optimiser step per batch (same numbers as 1, less Lightning overhead per step). Under
             DDP it is 1: DDP allows one backward per forward of the wrapped module.
+        dataset: ``mnist`` or ``fashion_mnist`` (read with ``torchvision.datasets.FashionMNIST``).
     """
 
     def __init__(
@@ -191,6 +164,7 @@ class MNISTDataModule(pl.LightningDataModule):
         binarize: Binarize = "none",
         on_device: bool = True,
         steps_per_call: int = 1,
+        dataset: Dataset = "mnist",
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -203,6 +177,9 @@ class MNISTDataModule(pl.LightningDataModule):
         self.binarize = binarize
         self.on_device = on_device
         self.steps_per_call = steps_per_call
+        if dataset not in DATASET_NAMES:
+            raise UserError(f"data.dataset={dataset!r} is not a data set: choose one of {', '.join(DATASET_NAMES)}")
+        self.dataset = dataset
         self.splits: dict[str, Tensor] = {}
         self.labels: dict[str, Tensor] = {}
         self._noise: dict[tuple[str, int], Tensor] = {}
@@ -210,7 +187,7 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download and check the files (Lightning calls this on rank 0 only)."""
-        ensure_mnist(self.root, download=self.download)
+        ensure_data(self.root, download=self.download, dataset=self.dataset)
         self._checked = True
 
     def setup(self, stage: str | None = None) -> None:
@@ -218,10 +195,10 @@ class MNISTDataModule(pl.LightningDataModule):
         if self.splits:
             return
         if not self._checked:
-            ensure_mnist(self.root, download=self.download)
+            ensure_data(self.root, download=self.download, dataset=self.dataset)
             self._checked = True
-        train_u8, train_y = read_mnist(self.root, train=True)
-        test_u8, test_y = read_mnist(self.root, train=False)
+        train_u8, train_y = read_split(self.root, train=True, dataset=self.dataset)
+        test_u8, test_y = read_split(self.root, train=False, dataset=self.dataset)
         n = train_u8.shape[0]
         if not 0 < self.val_size < n:
             raise UserError(f"data.val_size={self.val_size} must be between 1 and {n - 1} (the training file holds {n} images)")

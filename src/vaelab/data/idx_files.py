@@ -1,4 +1,4 @@
-"""The four MNIST idx files: header, size, count and checksum checks.
+"""The four idx files of MNIST and of Fashion-MNIST: header, size, count and checksum checks.
 
 Kept free of torch imports so the command line can check the data before any heavy start-up. A
 truncated download, a swapped file or a corrupted copy is reported with the file's name instead of
@@ -21,7 +21,31 @@ MNIST_FILES: dict[str, tuple[int, tuple[int, ...], str]] = {
     "t10k-images-idx3-ubyte": (2051, (28, 28), "2646ac647ad5339dbf082846283269ea"),
     "t10k-labels-idx1-ubyte": (2049, (), "27ae3e4e09519cfbb04c329615203637"),
 }
+# Fashion-MNIST (Zalando) ships the same four names, headers and counts. The MD5s are those of the
+# official files once decompressed (torchvision lists the MD5s of the .gz downloads instead, and a
+# recompressed copy, like Debian's dataset-fashion-mnist package, has other .gz MD5s).
+FASHION_MNIST_FILES: dict[str, tuple[int, tuple[int, ...], str]] = {
+    "train-images-idx3-ubyte": (2051, (28, 28), "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+    "train-labels-idx1-ubyte": (2049, (), "9018921c3c673c538a1fc5bad174d6f9"),
+    "t10k-images-idx3-ubyte": (2051, (28, 28), "8181f5470baa50b63fa0f6fddb340f0a"),
+    "t10k-labels-idx1-ubyte": (2049, (), "15d484375f8d13e6eb1aabb0c3f46965"),
+}
 OFFICIAL_COUNTS = {"train": 60000, "t10k": 10000}
+
+# data.dataset -> (torchvision class, which is also the folder under data.root: <root>/<class>/raw/,
+# its four files); the one list of data sets, used by the data module and the config check
+DATASETS: dict[str, tuple[str, dict[str, tuple[int, tuple[int, ...], str]]]] = {
+    "mnist": ("MNIST", MNIST_FILES),
+    "fashion_mnist": ("FashionMNIST", FASHION_MNIST_FILES),
+}
+DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
+
+
+def raw_dir(root: str | Path, dataset: str) -> Path:
+    """Where torchvision keeps ``dataset``'s idx files under ``root``: ``<root>/<class>/raw``."""
+    if dataset not in DATASETS:
+        raise UserError(f"data.dataset={dataset!r} is not a data set: choose one of {', '.join(DATASET_NAMES)}")
+    return Path(root) / DATASETS[dataset][0] / "raw"
 
 
 def check_data_root(root: str | Path) -> Path:
@@ -29,7 +53,7 @@ def check_data_root(root: str | Path) -> Path:
     path = Path(root).expanduser().resolve()
     if not path.is_dir():
         raise UserError(
-            f"data.root={path} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ "
+            f"data.root={path} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ (FashionMNIST/raw/) "
             "(e.g. VAELAB_DATA_ROOT=../shared/data), or create it to let vaelab download MNIST there"
         )
     return path
@@ -59,7 +83,7 @@ def _check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...], md5: st
         raise UserError(f"{path} is truncated ({size} bytes, shorter than its idx header): replace it with the official file")
     found_magic = int.from_bytes(head[0:4], "big")
     if found_magic != magic:
-        raise UserError(f"{path} has idx magic number {found_magic}, expected {magic}: it is not this MNIST file; replace it")
+        raise UserError(f"{path} has idx magic number {found_magic}, expected {magic}: it is not this idx file; replace it")
     dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(1 + len(item_shape))]
     if tuple(dims[1:]) != item_shape:
         raise UserError(f"{path} holds items of shape {tuple(dims[1:])}, expected {item_shape}: replace it with the official file")
@@ -79,9 +103,10 @@ def _check_idx_file(path: Path, magic: int, item_shape: tuple[int, ...], md5: st
     return n
 
 
-def check_mnist_raw(raw: Path) -> None:
-    """Check all four official files in ``raw`` and that image and label counts agree."""
-    counts = {name: check_idx_file(raw / name, *spec) for name, spec in MNIST_FILES.items()}
+def check_mnist_raw(raw: Path, files: dict[str, tuple[int, tuple[int, ...], str]] = MNIST_FILES) -> None:
+    """Check all four official files in ``raw`` (MNIST's by default; ``files``: another data set's
+    table, e.g. :data:`FASHION_MNIST_FILES`) and that image and label counts agree."""
+    counts = {name: check_idx_file(raw / name, *spec) for name, spec in files.items()}
     for split in ("train", "t10k"):
         ni, nl = counts[f"{split}-images-idx3-ubyte"], counts[f"{split}-labels-idx1-ubyte"]
         if ni != nl:

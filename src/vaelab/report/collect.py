@@ -57,6 +57,13 @@ class Job:
         return f"{self.status}: {first}" if first else self.status
 
 
+def _identity(cfg: Any) -> dict[str, Any]:
+    """What names a job in the table: its kl form, latent dim and seed."""
+    from omegaconf import OmegaConf
+
+    return {"kl": OmegaConf.select(cfg, "model.kl"), "latent_dim": OmegaConf.select(cfg, "model.latent_dim"), "seed": OmegaConf.select(cfg, "seed")}
+
+
 def _job_config(job_dir: Path) -> dict[str, Any]:
     """kl, latent_dim and seed of a job from Hydra's saved config (present even when it failed)."""
     from omegaconf import OmegaConf
@@ -73,7 +80,7 @@ def _job_config(job_dir: Path) -> dict[str, Any]:
             flush=True,
         )
         return {}
-    return {"kl": OmegaConf.select(cfg, "model.kl"), "latent_dim": OmegaConf.select(cfg, "model.latent_dim"), "seed": OmegaConf.select(cfg, "seed")}
+    return _identity(cfg)
 
 
 def _expected_jobs(sweep: Path) -> list[list[str]]:
@@ -108,7 +115,6 @@ def _expected_jobs(sweep: Path) -> list[list[str]]:
 def _compose_job(overrides: list[str]) -> dict[str, Any]:
     """kl, latent_dim and seed of a job that never started, by composing its overrides."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from vaelab.config.resolvers import CONF_DIR, register
 
@@ -123,7 +129,7 @@ def _compose_job(overrides: list[str]) -> dict[str, Any]:
             flush=True,
         )
         return {}
-    return {"kl": OmegaConf.select(cfg, "model.kl"), "latent_dim": OmegaConf.select(cfg, "model.latent_dim"), "seed": OmegaConf.select(cfg, "seed")}
+    return _identity(cfg)
 
 
 def sweep_command(sweep: Path) -> str | None:

@@ -80,9 +80,12 @@ def loss_curves(curves: Sequence[Curve], title: str = "validation loss", zoom: b
             ax.grid(alpha=0.3)
             ax.set(xlabel="epoch", ylabel="loss (nats per image)")
         low = min((v for _, v in bests), default=np.nan)
-        if tops and np.isfinite(tops).all() and max(tops) > low:
-            pad = 0.05 * (max(tops) - low)
-            grid[0, col].set_ylim(low - pad, max(tops) + pad)
+        # the top row also shows how far training loss falls below validation loss (the overfit gap)
+        train_low = min((float(np.nanmin(c.train_loss)) for c in mine if c.train_loss is not None and np.isfinite(c.train_loss).any()), default=low)
+        floor = min(low, train_low)
+        if tops and np.isfinite(tops).all() and max(tops) > floor:
+            pad = 0.05 * (max(tops) - floor)
+            grid[0, col].set_ylim(floor - pad, max(tops) + pad)
         note = ", training dashed" if any(c.train_loss is not None for c in mine) else ""
         grid[0, col].set_title(f"latent dim {d}: whole run (dot: minimum{note})")
         grid[0, col].legend(fontsize=7)

@@ -1,22 +1,43 @@
-"""W&B run handling around Lightning's WandbLogger: which mode, which run id, and clean endings.
+"""W&B run handling around Lightning's WandbLogger: which mode, which run id, which group, the
+charts' x axis, checkpoint artifacts and their use, and clean endings.
 
 - Online needs a login and a reachable server; when either is missing we fall back to offline
   with one warning, so training never stops for logging (``wandb sync`` uploads the run later).
 - The run id is stored in the run dir (``wandb_run_id``), so a resumed run continues the same W&B
   run instead of starting a new one.
+- The group (resolver ``vaelab.wandb_group``): a multirun's jobs share one group named after the
+  sweep folder; a single run is grouped as ``<first tag>_<date>`` (``dev_2026-11-27``).
+- :data:`EpochWandbLogger` (the ``logger=wandb`` target) declares the epoch-level metrics with the
+  1-based ``epoch`` as their x axis (``val/loss`` and ``val/nelbo`` summarised by their minimum),
+  logs an epoch's image panels in one row at that epoch's x position, and uploads only the best
+  checkpoint as an artifact (``log_model``), never ``last.ckpt``.
+- :func:`checkpoint_artifact` / :func:`use_artifacts`: the evaluation and report runs declare the
+  checkpoint artifacts they read, so W&B shows the lineage (online only: wandb refuses
+  ``use_artifact`` offline; the names are then kept in the run's config).
 - Every job's run is finished when the job ends (failed jobs with exit code 1), so the jobs of a
   multirun in one process each get their own run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
+from omegaconf import OmegaConf
+
+from vaelab.runs.layout import METRICS, RUN_INFO, read_json
+
 RUN_ID_FILE = "wandb_run_id"
+# the x axis of every epoch-level chart: the 1-based epoch (vaelab.training.callbacks.EpochAxis logs it)
+EPOCH_KEY = "epoch"
+# epoch-level metrics whose W&B summary is their minimum over the run, not their last value
+MIN_METRICS = ("val/loss", "val/nelbo")
 
 
 def _server_reachable(base_url: str, timeout_s: float = 3.0) -> bool:
@@ -85,3 +106,113 @@ def finish(failed: bool) -> None:
 
         if wandb.run is not None:
             wandb.finish(exit_code=1 if failed else 0)
+
+
+# ------------------------------------------------------------------------------------ the group
+def group_name(mode: Any, sweep_dir: str, tag: str, date: str) -> str:
+    """The W&B group of a job: a multirun's jobs share one, named after the sweep folder; a single
+    run's is ``<tag>_<date>`` (its first tag, ``dev`` by default), not a timestamp of a sweep that
+    never ran. ``mode`` is Hydra's run mode (``RunMode.RUN`` / ``RunMode.MULTIRUN`` or its name)."""
+    if str(getattr(mode, "name", mode)).upper().endswith("MULTIRUN"):
+        return os.path.basename(os.path.normpath(str(sweep_dir)))
+    return f"{tag or 'dev'}_{date}"
+
+
+# registered on import: vaelab.train imports this module before Hydra composes its config
+OmegaConf.register_new_resolver("vaelab.wandb_group", group_name, replace=True)
+
+
+# ------------------------------------------------------------------------------------ the logger
+def epoch_metrics() -> list[str]:
+    """The metrics logged once per epoch, charted against ``epoch``: the validation terms, the best
+    validation loss so far, the training loss and the image panels."""
+    from vaelab.training.callbacks import PANELS
+    from vaelab.training.module import TERMS
+
+    return [*(f"val/{t}" for t in TERMS), "val/loss_best", "train/loss", *(f"images/{p}" for p in PANELS)]
+
+
+def declare_metrics(run: Any) -> None:
+    """``define_metric`` for the epoch-level metrics: x axis ``epoch``; ``val/loss`` and
+    ``val/nelbo`` summarised by their minimum. Exact names: W&B applies the first matching glob,
+    and Lightning's ``*`` (x axis ``trainer/global_step``) comes first."""
+    run.define_metric(EPOCH_KEY)
+    for key in epoch_metrics():
+        run.define_metric(key, step_metric=EPOCH_KEY, summary="min" if key in MIN_METRICS else None)
+
+
+@functools.cache
+def _logger_class() -> type:
+    from pytorch_lightning.loggers import WandbLogger
+    from pytorch_lightning.utilities import rank_zero_only
+
+    class EpochWandbLogger(WandbLogger):
+        """Lightning's WandbLogger with vaelab's charts and checkpoint artifacts (see the module doc)."""
+
+        @property
+        def experiment(self) -> Any:
+            fresh = self._experiment is None
+            run = WandbLogger.experiment.fget(self)
+            if fresh and self._experiment is not None and hasattr(self._experiment, "define_metric"):
+                declare_metrics(self._experiment)
+            return run
+
+        @rank_zero_only
+        def log_panels(self, panels: Mapping[str, Any], epoch: int, step: int) -> None:
+            """One history row with an epoch's image panels (``images/<name>``, ``[3, H, W]`` uint8
+            tensors) at that epoch's x position: the same ``epoch`` and ``trainer/global_step`` as
+            the epoch's metrics. Raises OSError when the PNGs cannot be written (full disk)."""
+            import wandb
+
+            row: dict[str, Any] = {f"images/{k}": wandb.Image(v, caption=f"epoch {epoch}") for k, v in panels.items()}
+            self.log_metrics({**row, EPOCH_KEY: epoch}, step=step)
+
+        def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+            # only the monitored (best) checkpoint becomes an artifact: last.ckpt would take the
+            # "best" alias (Lightning gives it to an unmonitored callback's newest file) and would
+            # upload every epoch
+            if getattr(checkpoint_callback, "monitor", None) is None:
+                return
+            super().after_save_checkpoint(checkpoint_callback)
+
+    EpochWandbLogger.__module__ = __name__
+    return EpochWandbLogger
+
+
+def __getattr__(name: str) -> Any:
+    # EpochWandbLogger is built on first use, so importing this module (vaelab.train does, before
+    # checking the command line) does not import Lightning
+    if name == "EpochWandbLogger":
+        return _logger_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ------------------------------------------------------------------------------------ artifacts
+def checkpoint_artifact(ckpt: Path | str) -> str | None:
+    """The W&B artifact (``<project>/model-<run id>:best``) holding checkpoint ``ckpt``, or None when
+    its run did not upload it: no W&B logger, ``log_model`` off, or ``ckpt`` is not the run's best
+    checkpoint (only that one is uploaded)."""
+    from vaelab.runs.reading import run_dir_of
+
+    ckpt = Path(ckpt)
+    run_dir = run_dir_of(ckpt)
+    wb = ((read_json(run_dir / RUN_INFO).get("config") or {}).get("logger") or {}).get("wandb") or {}
+    best = read_json(run_dir / METRICS).get("best_ckpt")
+    rid_file = run_dir / RUN_ID_FILE
+    if not wb.get("log_model") or not best or Path(best).name != ckpt.name or not rid_file.is_file():
+        return None
+    return f"{wb.get('project') or 'vaelab'}/model-{rid_file.read_text().strip()}:best"
+
+
+def use_artifacts(run: Any, names: Iterable[str]) -> None:
+    """Declare the checkpoint artifacts ``names`` as inputs of ``run`` (the lineage graph). Offline
+    W&B refuses ``use_artifact``: nothing is declared (the caller keeps the names in the config).
+    An artifact that cannot be found (e.g. its training run was never synced) is one warning."""
+    if getattr(run, "offline", False) or getattr(run, "disabled", False):
+        return
+    for name in names:
+        try:
+            run.use_artifact(name, type="model")
+        except Exception as exc:  # lineage is a nicety: never stop the evaluation or report for it
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"warning: W&B lineage: cannot use artifact {name}: {first}", file=sys.stderr, flush=True)

@@ -1,15 +1,18 @@
-"""Lightning callbacks of ours: one progress line per epoch, image panels every few epochs, and
-early stopping that survives a resume at its last epoch."""
+"""Lightning callbacks of ours: one progress line per epoch, the 1-based epoch every logger and
+checkpoint name shows, image panels every few epochs, and early stopping that survives a resume at
+its last epoch."""
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
+from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
@@ -39,6 +42,41 @@ class EpochProgress(pl.Callback):
             f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)",
             flush=True,
         )
+
+
+class EpochAxis(pl.Callback):
+    """Give every logger the x position of an epoch's metrics: ``epoch``, counted from 1 (epoch 1 is
+    the first trained epoch, as in metrics.json, the progress lines and the checkpoint names), and
+    the optimizer step ``trainer.global_step`` (Lightning would log its 0-based epoch and its count
+    of ``training_step`` calls, which is ``data.steps_per_call`` times smaller). The test metrics
+    land at the end of training (the last epoch's position). Lightning reads a logged ``step`` as
+    the logging step; both go through ``self.log`` as float32, exact below 2**24 steps."""
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._log(pl_module, trainer.current_epoch + 1, trainer.global_step)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after a fit, current_epoch counts the finished epochs: the last epoch's 1-based number
+        self._log(pl_module, trainer.current_epoch, trainer.global_step)
+
+    @staticmethod
+    def _log(pl_module: pl.LightningModule, epoch: int, step: int) -> None:
+        pl_module.log("epoch", float(epoch))
+        pl_module.log("step", float(step))
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's :class:`~pytorch_lightning.callbacks.ModelCheckpoint` with ``{epoch}`` in file
+    names counted from 1, as everywhere else here: ``best-epoch003.ckpt`` holds the weights after
+    the third epoch, the one metrics.json calls epoch 3. Same class name, so the state stored in
+    checkpoints keeps its key."""
+
+    def _monitor_candidates(self, trainer: pl.Trainer) -> dict[str, torch.Tensor]:
+        candidates = super()._monitor_candidates(trainer)
+        # saved at the end of an epoch, before Lightning counts it as finished: current_epoch is 0-based
+        candidates["epoch"] = torch.tensor(trainer.current_epoch + 1)
+        return candidates
 
 
 class EarlyStopping(LightningEarlyStopping):
@@ -104,6 +142,10 @@ def latent_grid(latent_dim: int, steps: int, span: float = 0.95) -> Tensor:
     raise ValueError(f"latent_grid is defined for latent_dim 1 or 2, got {latent_dim}")
 
 
+# the image panels ImageLogger draws (W&B keys images/<name>, PNGs <name>_epochNNN.png)
+PANELS = ("reconstructions", "samples", "latent_grid")
+
+
 @torch.no_grad()
 def image_panels(vae: torch.nn.Module, images: Tensor, n_samples: int, steps: int, seed: int) -> dict[str, Tensor]:
     """Image grids (``[3, H, W]`` in [0, 1]) that show what the model learnt.
@@ -133,10 +175,17 @@ def image_panels(vae: torch.nn.Module, images: Tensor, n_samples: int, steps: in
 
 class ImageLogger(pl.Callback):
     """Every ``every_n_epochs`` epochs (and after the last), save image panels as PNGs in
-    ``<run>/images/`` and log them to W&B when a W&B logger is attached.
+    ``<run>/images/`` and log them to the W&B loggers, captioned with the 1-based epoch.
+
+    The panels of an epoch are made once that epoch's checkpoints are written (Lightning saves
+    checkpoints after every other callback's ``on_train_epoch_end``): when the next epoch starts,
+    or when training ends. They show the checkpointed weights, and a crash while drawing them
+    cannot cost a checkpoint. They are logged at the epoch's x position (its 1-based ``epoch`` and
+    ``trainer/global_step``, see :class:`EpochAxis`). A PNG that cannot be written (``OSError``,
+    e.g. a full disk) is a one-line warning on stderr; training goes on.
 
     Args:
-        every_n_epochs: how often, in epochs.
+        every_n_epochs: how often, in epochs (0: never).
         n_images: validation images shown with their reconstructions.
         n_samples: prior samples shown (a square number gives a square grid).
         grid_steps: points per latent axis in the latent grid.
@@ -149,14 +198,28 @@ class ImageLogger(pl.Callback):
         self.n_samples = n_samples
         self.grid_steps = grid_steps
         self.out_dir = Path(out_dir)
+        self._pending: tuple[int, int] | None = None  # (1-based epoch, global step) still to draw
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         # the last epoch: the cap, or early stopping (decided in on_validation_end, before this hook)
         last = epoch >= (trainer.max_epochs or epoch) or trainer.should_stop
-        if self.every_n_epochs <= 0 or (epoch % self.every_n_epochs and not last):
+        if self.every_n_epochs > 0 and (epoch % self.every_n_epochs == 0 or last):
+            self._pending = (epoch, trainer.global_step)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._draw_pending(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._draw_pending(trainer, pl_module)
+
+    @rank_zero_only
+    def _draw_pending(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is None:
             return
+        epoch, step = self._pending
+        self._pending = None
         dm = trainer.datamodule
         if dm is None or "val" not in getattr(dm, "splits", {}):
             return
@@ -164,12 +227,35 @@ class ImageLogger(pl.Callback):
         pl_module.eval()
         panels = image_panels(pl_module.vae, dm.splits["val"][: self.n_images], self.n_samples, self.grid_steps, seed=epoch)
         pl_module.train(was_training)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for name, grid in panels.items():
-            save_image(grid, self.out_dir / f"{name}_epoch{epoch:03d}.png")
-        from pytorch_lightning.loggers import WandbLogger
-
+        panels = {name: grid.cpu() for name, grid in panels.items()}
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            for name, grid in panels.items():
+                save_image(grid, self.out_dir / f"{name}_epoch{epoch:03d}.png")
+        except OSError as exc:
+            _warn(f"image panels of epoch {epoch} not saved in {self.out_dir}: {exc.strerror or exc}")
+        # 8-bit pixels as in the PNGs: wandb 0.31 casts float images to uint8 without scaling (black)
+        pixels = {name: grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8) for name, grid in panels.items()}
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                for name, grid in panels.items():
-                    logger.log_image(key=f"images/{name}", images=[grid.cpu()], caption=[f"epoch {epoch}"], step=trainer.global_step)
+            try:
+                _log_panels(logger, pixels, epoch, step)
+            except OSError as exc:
+                _warn(f"image panels of epoch {epoch} not logged to {type(logger).__name__}: {exc.strerror or exc}")
+
+
+def _log_panels(logger: object, panels: dict[str, Tensor], epoch: int, step: int) -> None:
+    """Log panels (``[3, H, W]`` uint8) to one logger: in one row with their epoch where the logger
+    can (vaelab's W&B logger), else through Lightning's WandbLogger.log_image; other loggers take no
+    images."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    log_panels = getattr(logger, "log_panels", None)
+    if callable(log_panels):
+        log_panels(panels, epoch=epoch, step=step)
+    elif isinstance(logger, WandbLogger):
+        for name, grid in panels.items():
+            logger.log_image(key=f"images/{name}", images=[grid], caption=[f"epoch {epoch}"], step=step)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -19,8 +19,8 @@ from torchmetrics.aggregation import MeanMetric
 from vaelab.data.datamodule import epoch_generator
 from vaelab.errors import UserError
 from vaelab.training.step_graph import GraphedSteps
+from vaelab.vae.archs import Arch, build_vae
 from vaelab.vae.loss import KlForm, LossTerms, ReconForm, vae_loss
-from vaelab.vae.model import VAE
 
 TERMS = ("loss", "recon", "kl", "nelbo")
 
@@ -35,10 +35,11 @@ def _means(terms: tuple[str, ...]) -> nn.ModuleDict:
 
 
 class VAEModule(pl.LightningModule):
-    """Trains :class:`~vaelab.vae.model.VAE` with the report's objective.
+    """Trains a VAE of :mod:`vaelab.vae.archs` (by default the report's MLP,
+    :class:`~vaelab.vae.model.VAE`) with the report's objective.
 
     Args:
-        latent_dim, hidden, log_scale_max: passed to :class:`~vaelab.vae.model.VAE`.
+        latent_dim, hidden, log_scale_max: passed to the network's class.
         kl: ``paper`` (eq. 3) or ``analytic`` (exact Gaussian KL) penalty.
         recon: ``bce`` or ``mse`` reconstruction term.
         beta: weight of the penalty.
@@ -49,6 +50,9 @@ class VAEModule(pl.LightningModule):
             (what limits this small model on a GPU); the Adam state then lives on the device
             (``capturable``). Ignored on the CPU.
         seed: run seed; with the epoch it fixes the training noise stream.
+        arch: the network, a name of :data:`vaelab.vae.archs.ARCHS`: ``mlp`` (the report's model;
+            the default, so checkpoints written before this argument existed load as MLPs) or
+            ``conv`` (:class:`~vaelab.vae.conv.ConvVAE`).
     """
 
     def __init__(
@@ -63,13 +67,14 @@ class VAEModule(pl.LightningModule):
         log_scale_max: float = 10.0,
         seed: int = 0,
         cuda_graph: bool = True,
+        arch: Arch = "mlp",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         # one optimiser step per batch inside training_step: the data module may hand over several
         # batches per call (data.steps_per_call), which Lightning's automatic loop cannot step through
         self.automatic_optimization = False
-        self.vae = VAE(latent_dim, list(hidden), log_scale_max)
+        self.vae = build_vae(arch, latent_dim, list(hidden), log_scale_max)
         self.eval_means = _means(TERMS)
         # one row per finished epoch: {"epoch", "train/loss", "val/loss", ...}; saved in checkpoints
         self.history: list[dict[str, float]] = []

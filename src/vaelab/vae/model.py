@@ -2,6 +2,10 @@
 
 Encoder: image (784 pixels in [0, 1]) -> hidden ReLU layers -> ``m`` and ``σ`` (log noise scale).
 Decoder: latent ``c`` -> mirrored hidden layers -> 784 Bernoulli logits.
+
+:class:`GaussianVAE` holds what every architecture shares (eq. 2, the σ clamp, sampling); an
+architecture only builds ``encoder`` and ``decoder`` (:mod:`vaelab.vae.conv` is the other one, and
+:mod:`vaelab.vae.archs` lists them).
 """
 
 from __future__ import annotations
@@ -24,25 +28,24 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VAE(nn.Module):
-    """Gaussian-latent VAE with an MLP encoder and decoder.
+class GaussianVAE(nn.Module):
+    """The latent interface shared by every architecture: ``encode(x) -> (m, σ)``, ``decode(c) ->
+    logits [..., 784]``, ``forward(x, noise)`` and ``sample``. Subclasses build ``self.encoder``
+    (``[batch, 784] -> [batch, 2 * latent_dim]``) and ``self.decoder``.
 
     Args:
-        latent_dim: size of the latent code ``c`` (the report studies 1 and 2).
-        hidden: encoder hidden sizes, e.g. ``[400]`` (pytorch/examples) or ``[256, 128]``; the
-            decoder mirrors them.
+        latent_dim: size of the latent code ``c``.
         log_scale_max: σ is clamped to ``[-log_scale_max, log_scale_max]`` so that ``exp(σ)`` and
             ``exp(2σ)`` stay finite in fp32 even if training diverges.
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int] = (400,), log_scale_max: float = 10.0):
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def __init__(self, latent_dim: int, log_scale_max: float = 10.0):
         super().__init__()
         self.latent_dim = int(latent_dim)
-        self.hidden = [int(h) for h in hidden]
         self.log_scale_max = float(log_scale_max)
-        self.encoder = _mlp([IMAGE_PIXELS, *self.hidden, 2 * self.latent_dim])
-        self.decoder = _mlp([self.latent_dim, *reversed(self.hidden), IMAGE_PIXELS])
-        # The encoder's last layer also feeds ReLU-free outputs; keep PyTorch's default init.
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(m, σ)``, each ``[batch, latent_dim]``; σ is the log of the noise scale."""
@@ -50,7 +53,8 @@ class VAE(nn.Module):
         return m, log_scale.clamp(-self.log_scale_max, self.log_scale_max)
 
     def decode(self, c: Tensor) -> Tensor:
-        """Return Bernoulli logits ``[batch, 784]`` for latent codes ``c``."""
+        """Return Bernoulli logits ``[..., 784]`` for latent codes ``c`` (``[..., latent_dim]``: any
+        leading dims, as :mod:`vaelab.vae.likelihood` decodes ``[draws, batch, latent_dim]``)."""
         return self.decoder(c)
 
     @staticmethod
@@ -76,3 +80,22 @@ class VAE(nn.Module):
         device = next(self.parameters()).device
         c = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return torch.sigmoid(self.decode(c))
+
+
+class VAE(GaussianVAE):
+    """Gaussian-latent VAE with an MLP encoder and decoder.
+
+    Args:
+        latent_dim: size of the latent code ``c`` (the report studies 1 and 2).
+        hidden: encoder hidden sizes, e.g. ``[400]`` (pytorch/examples) or ``[256, 128]``; the
+            decoder mirrors them.
+        log_scale_max: σ is clamped to ``[-log_scale_max, log_scale_max]`` so that ``exp(σ)`` and
+            ``exp(2σ)`` stay finite in fp32 even if training diverges.
+    """
+
+    def __init__(self, latent_dim: int, hidden: Sequence[int] = (400,), log_scale_max: float = 10.0):
+        super().__init__(latent_dim, log_scale_max)
+        self.hidden = [int(h) for h in hidden]
+        self.encoder = _mlp([IMAGE_PIXELS, *self.hidden, 2 * self.latent_dim])
+        self.decoder = _mlp([self.latent_dim, *reversed(self.hidden), IMAGE_PIXELS])
+        # The encoder's last layer also feeds ReLU-free outputs; keep PyTorch's default init.

@@ -1,1 +1,0 @@
-"""vaelab: reproducible VAE experiments on MNIST."""

@@ -1,0 +1,118 @@
+"""The typed schema of a training config: every value a user sets that shapes a run, with its type,
+its range, and the choices it may take, each choice list imported from where the code defines it
+(loss forms from :mod:`vaelab.vae.loss`, architectures from :mod:`vaelab.vae.archs`, binarisation
+from :mod:`vaelab.data.datamodule`, data sets from :mod:`vaelab.data.idx_files`).
+
+Why pydantic rather than Hydra structured configs: the YAML files stay plain, commented files (a
+structured config would move every default into Python), the schema checks the *resolved* values
+(interpolations, environment variables) after composition, and a failed check names one key, which
+:func:`check` turns into one ``error:`` line. Keys the schema does not list (targets, Lightning's
+own trainer flags, logger settings) are left to the libraries that read them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
+
+from vaelab.data.datamodule import BINARIZE_MODES
+from vaelab.data.idx_files import DATASET_NAMES
+from vaelab.errors import UserError
+from vaelab.vae.archs import ARCH_NAMES
+from vaelab.vae.loss import KL_FORMS, RECON_FORMS
+
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+Number = StrictFloat | StrictInt
+
+
+def _choices(values: tuple[str, ...]) -> Any:
+    return Literal[values]  # Literal[("a", "b")] is Literal["a", "b"]
+
+
+def rule(accepted: str, example: str) -> Any:
+    """A field's explanation, used in the error line: what is accepted and an example override."""
+    return Field(default=None, json_schema_extra={"accepted": accepted, "example": example})
+
+
+class _Section(BaseModel):
+    # only the listed keys are checked here; the rest belong to Hydra, Lightning or W&B
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class ModelSchema(_Section):
+    arch: _choices(ARCH_NAMES) | None = rule(f"one of {', '.join(ARCH_NAMES)}", "model=vae_conv (or model.arch=conv)")
+    latent_dim: PositiveInt | None = rule("an integer >= 1", "model.latent_dim=2")
+    hidden: Annotated[list[PositiveInt], Field(min_length=1)] | None = rule("a non-empty list of integers >= 1", "model.hidden=[400]")
+    kl: _choices(KL_FORMS) | None = rule(f"one of {', '.join(KL_FORMS)}", "model.kl=analytic")
+    recon: _choices(RECON_FORMS) | None = rule(f"one of {', '.join(RECON_FORMS)}", "model.recon=bce")
+    beta: Annotated[Number, Field(ge=0)] | None = rule("a number >= 0", "model.beta=1.0")
+    lr: Annotated[Number, Field(gt=0)] | None = rule("a number > 0", "model.lr=1e-3")
+    log_scale_max: Annotated[Number, Field(gt=0, le=40)] | None = rule("a number in (0, 40]", "model.log_scale_max=10")
+
+
+class DataSchema(_Section):
+    dataset: _choices(DATASET_NAMES) | None = rule(f"one of {', '.join(DATASET_NAMES)}", "data=fashion_mnist")
+    batch_size: PositiveInt | None = rule("an integer >= 1", "data.batch_size=128")
+    eval_batch_size: PositiveInt | None = rule("an integer >= 1", "data.eval_batch_size=1000")
+    val_size: PositiveInt | None = rule("an integer >= 1", "data.val_size=10000")
+    steps_per_call: PositiveInt | None = rule("an integer >= 1", "data.steps_per_call=8")
+    split_seed: StrictInt | None = rule("an integer", "data.split_seed=1234")
+    binarize: _choices(BINARIZE_MODES) | None = rule(f"one of {', '.join(BINARIZE_MODES)}", "data.binarize=none")
+
+
+class TrainerSchema(_Section):
+    max_epochs: PositiveInt | None = rule("an integer >= 1", "trainer.max_epochs=20")
+
+
+class RunSchema(_Section):
+    # numpy seeds must be in [0, 2**32): a negative seed would fail deep inside Lightning
+    seed: Annotated[StrictInt, Field(ge=0, lt=2**32)] | None = rule("an integer in [0, 2**32)", "seed=0")
+    resume: StrictBool | None = rule("true or false", "resume=true")
+    threads: PositiveInt | None = rule("null or an integer >= 1", "threads=1")
+    model: ModelSchema | None = None
+    data: DataSchema | None = None
+    trainer: TrainerSchema | None = None
+
+
+SECTIONS: dict[str, type[_Section]] = {"model": ModelSchema, "data": DataSchema, "trainer": TrainerSchema}
+
+
+def _values(cfg: DictConfig) -> dict[str, Any]:
+    """The schema's keys that ``cfg`` sets, resolved one at a time, so that an unresolvable value
+    is reported under its own key."""
+    out: dict[str, Any] = {}
+    for name in RunSchema.model_fields:
+        keys = [f"{name}.{k}" for k in SECTIONS[name].model_fields] if name in SECTIONS else [name]
+        for key in keys:
+            if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
+                continue
+            try:
+                value = OmegaConf.select(cfg, key)
+            except Exception as exc:  # any interpolation error: reported as one line for this key
+                raise UserError(f"{key}: cannot resolve its value ({str(exc).splitlines()[0]})") from None
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value)
+            section, _, field = key.partition(".")
+            if field:
+                out.setdefault(section, {})[field] = value
+            else:
+                out[section] = value
+    return out
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise :class:`UserError` naming the first key whose value the schema refuses."""
+    values = _values(cfg)
+    try:
+        RunSchema.model_validate(values)
+    except ValidationError as exc:
+        loc = [p for p in exc.errors()[0]["loc"] if isinstance(p, str)]
+        # pydantic adds the matched type to the path of a union (e.g. "int"): keep only our keys
+        key_parts = [loc[0]] + ([loc[1]] if loc[0] in SECTIONS and len(loc) > 1 else [])
+        section = SECTIONS.get(key_parts[0], RunSchema) if len(key_parts) > 1 else RunSchema
+        info = section.model_fields[key_parts[-1]].json_schema_extra or {}
+        key = ".".join(key_parts)
+        value = values[key_parts[0]][key_parts[1]] if len(key_parts) > 1 else values[key_parts[0]]
+        raise UserError(f"{key}={value!r} is invalid: expected {info.get('accepted')} (e.g. {info.get('example')})") from None

@@ -1,0 +1,140 @@
+"""Claiming a run dir before a job writes into it: so that no run can overwrite or mix with another.
+
+- A run dir in use is locked (``.lock``, an OS file lock held for the life of the process and
+  released by the OS even on SIGKILL): a second run into it stops with one line.
+- A run dir that already holds a run is only continued with ``resume=true``, and only with the
+  same settings: every key that shapes the numbers must match what ``run_info.json`` recorded.
+- In a multirun resumed with ``resume=true``, a finished job is kept as it is, an interrupted one
+  continues from its ``last.ckpt``, and one that never started (or failed before its first
+  checkpoint) starts fresh.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from vaelab.errors import UserError
+from vaelab.runs.layout import CHECKPOINTS, COMPLETED, LAST_CKPT, METRICS, RUN_INFO, STATUS, read_json
+
+LOCK = ".lock"
+# config keys that shape a run's numbers: resume=true refuses any change of them
+SHAPING_KEYS = (
+    "seed",
+    "model._target_",
+    "model.latent_dim",
+    "model.hidden",
+    "model.kl",
+    "model.recon",
+    "model.beta",
+    "model.lr",
+    "model.log_scale_max",
+    "data._target_",
+    "data.batch_size",
+    "data.binarize",
+    "data.val_size",
+    "data.split_seed",
+)
+
+
+def _select(config: dict[str, Any], key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "<absent>"
+        node = node[part]
+    return node
+
+
+def changed_settings(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key: recorded -> current`` for each :data:`SHAPING_KEYS` entry whose value differs."""
+    return [f"{k}: {_select(recorded, k)!r} -> {_select(current, k)!r}" for k in SHAPING_KEYS if _select(recorded, k) != _select(current, k)]
+
+
+@dataclass
+class Claim:
+    """What a job may do in its run dir: ``fresh`` (start), ``resume`` (continue last.ckpt) or
+    ``keep`` (a finished job of a resumed multirun: nothing to do). Holds the dir's lock."""
+
+    action: str
+    lock: IO[str]
+
+    def release(self) -> None:
+        self.lock.close()
+
+
+def lock_run_dir(out_dir: Path) -> IO[str]:
+    """Take the run dir's lock or stop with one line naming the process that holds it."""
+    handle = open(out_dir / LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(
+            f"{out_dir} is in use by another run (pid {holder}); nothing was written: wait for it to finish, or give this run another hydra.run.dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def slurm_restart() -> int:
+    """How many times SLURM has restarted this job (requeued after preemption, a time limit or
+    ``scontrol requeue``); 0 outside SLURM and on a job's first run. SLURM keeps the job id, and
+    Hydra's submitit launcher the job's sweep subdir, so a restarted job finds its own run dir."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+
+
+def claim(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool) -> Claim:
+    """Lock ``out_dir`` and decide what this job does there (see the module docstring).
+
+    ``config`` is the job's resolved config. A job that SLURM restarted resumes by itself, as with
+    ``resume=true``. Raises :class:`UserError` (the lock released) when the dir holds another run,
+    or when ``resume=true`` would continue a run with other settings.
+    """
+    if slurm_restart() and not resume:
+        print(f"SLURM restart {slurm_restart()} of job {os.environ.get('SLURM_JOB_ID')}: continuing {out_dir} as with resume=true", flush=True)
+        resume = True
+    lock = lock_run_dir(out_dir)
+    try:
+        action = _decide(out_dir, config, resume, multirun)
+    except UserError:
+        lock.close()
+        raise
+    return Claim(action, lock)
+
+
+def _decide(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool) -> str:
+    recorded = read_json(out_dir / RUN_INFO).get("config")
+    status = read_json(out_dir / STATUS).get("status")
+    last = out_dir / CHECKPOINTS / LAST_CKPT
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if recorded is not None:
+        changes = changed_settings(recorded, config)
+        if changes and (resume or last.is_file() or (out_dir / METRICS).is_file()):
+            what = "resume=true would continue" if resume else "it already holds"
+            raise UserError(
+                f"{out_dir} holds a run with other settings ({'; '.join(changes)}): {what} that run with these; "
+                f"use the recorded values, or another {key} (ckpt_path=<its last.ckpt> starts a new run from its weights)"
+            )
+    if not resume:
+        if last.is_file() or (out_dir / METRICS).is_file():
+            raise UserError(
+                f"{out_dir} already holds a run (status {status or 'unknown'}); nothing was overwritten: "
+                f"pass resume=true to continue it, or choose another {key}"
+            )
+        return "fresh"
+    if status == COMPLETED and (out_dir / METRICS).is_file():
+        return "keep" if multirun else "resume"
+    if last.is_file():
+        return "resume"
+    if multirun:
+        return "fresh"  # a job of the sweep that never reached its first checkpoint
+    raise UserError(f"resume=true but {last} does not exist: pass {key}=<the run dir to resume> (or hydra.sweep.dir for a multirun)")
