@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import wandb_records
+import wandb_reader
 from conftest import TINY, run_cli
 from vaelab.vae.likelihood import bernoulli_log_likelihood, gaussian_log_prob, grid_log_likelihood, importance_weighted
 from vaelab.vae.loss import analytic_kl
@@ -97,12 +97,12 @@ def test_cli_writes_eval_json_matching_training_metrics(trained_run: Path, tiny_
     assert f"iw_nll={result['test_iw_nll']:.3f}" in proc.stdout
     assert "IW NLL k=64" in proc.stderr  # the progress bar
     # an evaluation run in the training run's W&B group, its summary holding min val loss and IW NLL
-    runs = [wandb_records.run_file(p) for p in (trained_run / "wandb").glob("offline-run-*")]
-    evals = [r for r in runs if wandb_records.run_record(r).job_type == "evaluate"]
-    trains = [r for r in runs if wandb_records.run_record(r).job_type == "train"]
+    runs = [wandb_reader.run_file(p) for p in (trained_run / "wandb").glob("offline-run-*")]
+    evals = [r for r in runs if wandb_reader.run_record(r).job_type == "evaluate"]
+    trains = [r for r in runs if wandb_reader.run_record(r).job_type == "train"]
     assert len(evals) == 1 and len(trains) == 1
-    assert wandb_records.run_record(evals[0]).run_group == wandb_records.run_record(trains[0]).run_group
-    summary = wandb_records.summary(evals[0])
+    assert wandb_reader.run_record(evals[0]).run_group == wandb_reader.run_record(trains[0]).run_group
+    summary = wandb_reader.summary(evals[0])
     assert summary["test/iw_nll"] == pytest.approx(result["test_iw_nll"])
     assert summary["val/loss_best"] == pytest.approx(metrics["val_loss_min"])
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import wandb_records
+import wandb_reader
 from conftest import TINY, make_tiny_mnist, run_cli, write_idx
 
 
@@ -93,13 +93,13 @@ def test_disk_full_while_checkpointing(tiny_root, tmp_path):
     """A failing writer (writes to /dev/full fail with ENOSPC) stands in for a full disk."""
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    for name in ("best-epoch000.ckpt.tmp", "last.ckpt.tmp"):
+    for name in ("best-epoch001.ckpt.tmp", "last.ckpt.tmp"):  # epochs count from 1
         os.symlink("/dev/full", run / "checkpoints" / name)
     line = one_error_line(train(tiny_root, run))
     assert "cannot write checkpoint" in line and "No space left on device" in line
     # nothing half-written left: no checkpoint file, and the failed temp file is gone
     assert not list((run / "checkpoints").glob("*.ckpt"))
-    assert not (run / "checkpoints" / "best-epoch000.ckpt.tmp").exists()
+    assert not (run / "checkpoints" / "best-epoch001.ckpt.tmp").exists()
     assert json.loads((run / "status.json").read_text())["status"] == "failed"
     assert not (run / "metrics.json").exists()
 
@@ -149,10 +149,9 @@ def test_multirun_with_a_failing_job(tiny_root, tmp_path):
     assert "1: FAILED" in proc.stdout
     # the failed job has a W&B run of its own, marked failed (exit code 1), in the sweep's group
     run_dir = next((sweep / "1" / "wandb").glob("offline-run-*"))
-    recs = list(wandb_records.records(wandb_records.run_file(run_dir)))
-    exits = [r.exit.exit_code for r in recs if r.WhichOneof("record_type") == "exit"]
+    exits = wandb_reader.exit_codes(wandb_reader.run_file(run_dir))
     assert exits == [1]
-    assert wandb_records.run_record(wandb_records.run_file(run_dir)).run_group == "sw"
+    assert wandb_reader.run_record(wandb_reader.run_file(run_dir)).run_group == "sw"
 
 
 @pytest.mark.parametrize(
@@ -176,7 +175,7 @@ def test_wandb_online_falls_back_to_offline(tiny_root, tmp_path, env):
     warnings = [ln for ln in proc.stderr.splitlines() if "W&B online mode asked" in ln]
     assert len(warnings) == 1 and "logging offline instead" in warnings[0]
     run_dir = next((tmp_path / "wandb").glob("offline-run-*"))
-    assert wandb_records.metric_series(wandb_records.run_file(run_dir), "val/loss")
+    assert wandb_reader.metric_series(wandb_reader.run_file(run_dir), "val/loss")
 
 
 # ---------------------------------------------------------------- divergence

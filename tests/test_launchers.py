@@ -8,50 +8,17 @@ is checked through the sbatch file submitit itself renders from it.
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import wandb_reader
 from conftest import REPO, TINY, run_cli
 from vaelab.training.runtime import usable_cores
 
 SWEEP = ["model.latent_dim=1,2", "logger=wandb", "callbacks.images.every_n_epochs=0"]
-
-
-def wandb_runs(run_file: Path) -> list:
-    """The ``run`` records of an offline ``.wandb`` file (a LevelDB-style log of protobuf records)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = run_file.read_bytes()
-    assert data[:4] == b":W&B", f"{run_file} is not a W&B transaction log"
-    block, pos, chunks, part = 32768, 7, [], b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:  # block trailer padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            break
-        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
-        if kind == 1:  # full record
-            chunks.append(chunk)
-        elif kind == 2:  # first fragment
-            part = chunk
-        elif kind == 3:  # middle
-            part += chunk
-        elif kind == 4:  # last
-            chunks.append(part + chunk)
-    runs = []
-    for c in chunks:
-        rec = wandb_internal_pb2.Record()
-        rec.ParseFromString(c)
-        if rec.WhichOneof("record_type") == "run":
-            runs.append(rec.run)
-    return runs
 
 
 def check_sweep(sweep: Path, proc: subprocess.CompletedProcess, threads: int) -> dict[int, dict]:
@@ -68,7 +35,7 @@ def check_sweep(sweep: Path, proc: subprocess.CompletedProcess, threads: int) ->
         assert info["config"]["threads"] == threads, "the job did not get its share of the cores"
         files = list((job / "wandb").glob("offline-run-*/run-*.wandb"))
         assert len(files) == 1, f"{job}: expected one W&B run, found {files}"
-        runs = wandb_runs(files[0])
+        runs = wandb_reader.run_records(files[0])
         assert len(runs) == 1
         run_ids.add(runs[0].run_id)
         groups.add(runs[0].run_group)
@@ -133,13 +100,21 @@ def test_slurm_config_renders_the_sbatch_script_with_overrides() -> None:
         "#SBATCH --time=90",
         "#SBATCH --gpus-per-node=2",  # trainer=ddp: devices=2
         "#SBATCH --ntasks-per-node=2",
-        "#SBATCH --cpus-per-task=4",
-        "#SBATCH --mem=16GB",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=4GB",
         "#SBATCH --array=0-3%4",
         "#SBATCH --job-name=train",
     ):
         assert expected in lines, f"{expected!r} missing from:\n{proc.stdout}"
     assert "srun" in proc.stdout and "submitit.core._submit /scratch/sw/.submitit/%j" in proc.stdout
+
+
+def test_slurm_jobs_on_the_cpu_ask_for_no_gpu() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "slurm_script.py"), "--jobs", "2", "hydra.sweep.dir=/scratch/sw", "trainer=cpu",
+                           "hydra.launcher.cpus_per_task=2", "hydra.launcher.mem_gb=3"], capture_output=True, text=True, timeout=120, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not [ln for ln in proc.stdout.splitlines() if "gpus" in ln or "gres" in ln], proc.stdout
+    assert {"#SBATCH --cpus-per-task=2", "#SBATCH --mem=3GB"} <= set(proc.stdout.splitlines())
 
 
 if __name__ == "__main__":  # pragma: no cover

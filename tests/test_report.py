@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import wandb_records
+import wandb_reader
 from conftest import run_cli
 
 # (kl, latent_dim, seed) -> min val loss; the paper sweep has job 4 (d=2, seed 1) failed and the
@@ -185,14 +185,14 @@ def test_figures_are_valid_pngs(report) -> None:
 
 
 def test_wandb_report_run(report, fake_sweeps: list[Path]) -> None:
-    runs = [wandb_records.run_file(p) for p in (fake_sweeps[0].parent / "report" / "wandb").glob("offline-run-*")]
+    runs = [wandb_reader.run_file(p) for p in (fake_sweeps[0].parent / "report" / "wandb").glob("offline-run-*")]
     assert len(runs) == 1
-    record = wandb_records.run_record(runs[0])
+    record = wandb_reader.run_record(runs[0])
     assert record.run_group == "reproduce_fake" and record.job_type == "report"
-    logged = {k: v for row in wandb_records.history(runs[0]) for k, v in row.items()}
-    assert logged["val_loss_table/_type"] == "table-file" and logged["val_loss_table/nrows"] == 4
-    assert logged["figures/val_loss_curves/_type"] == "image-file" and logged["figures/reconstructions/_type"] == "image-file"
-    summary = wandb_records.summary(runs[0])
+    logged = {k: v for row in wandb_reader.history(runs[0]) for k, v in row.items()}
+    assert logged["val_loss_table._type"] == "table-file" and logged["val_loss_table.nrows"] == 4
+    assert logged["figures/val_loss_curves._type"] == "image-file" and logged["figures/reconstructions._type"] == "image-file"
+    summary = wandb_reader.summary(runs[0])
     p1 = [VAL_MIN[("paper", 1, s)] for s in (0, 1, 2)]
     assert summary["val_loss_min/paper_d1"] == pytest.approx(statistics.fmean(p1))
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-import wandb_records
+import wandb_reader
 from conftest import TINY, run_cli, spawn_until
 from conftest import run_result as result
 
@@ -70,7 +70,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     assert len(run_dirs) == 2
     rid = (killed / "wandb_run_id").read_text().strip()
     assert [d.name.rsplit("-", 1)[1] for d in run_dirs] == [rid, rid]
-    assert wandb_records.run_record(wandb_records.run_file(run_dirs[1])).run_id == rid
+    assert wandb_reader.run_record(wandb_reader.run_file(run_dirs[1])).run_id == rid
 
 
 def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_path):
@@ -94,6 +94,7 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
     whole = tmp_path / "whole"
     assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
     run = tmp_path / "run"
+    started = time.perf_counter()
     child = spawn_until([*args, f"hydra.run.dir={run}"], run / "checkpoints" / "last.ckpt", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=120)
@@ -104,10 +105,16 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
     ]
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted" and status["signal"] == "SIGTERM"
-    assert json.loads((run / "metrics.json").read_text())["stop_reason"] == "interrupted"
+    interrupted = json.loads((run / "metrics.json").read_text())
+    assert interrupted["stop_reason"] == "interrupted"
+    first_session = time.perf_counter() - started
+    started = time.perf_counter()
     proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert result(run) == result(whole)
+    # wall_time_s sums both sessions: more than the first alone, less than both processes' lifetimes
+    wall = json.loads((run / "metrics.json").read_text())["wall_time_s"]
+    assert interrupted["wall_time_s"] < wall < first_session + time.perf_counter() - started
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
 
 

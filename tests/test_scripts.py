@@ -1,4 +1,4 @@
-"""The benchmark script runs end to end (tiny settings, synthetic data) and prints every figure."""
+"""The scripts run end to end: the benchmark (tiny settings, synthetic data) prints every figure, and the README carries the committed results table."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO
 
@@ -72,3 +73,24 @@ def test_compile_probe_prints_both_rates() -> None:
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("round 1:"))
     eager, compiled, ratio = (float(x) for x in re.findall(r"(\d+(?:\.\d+)?)(?= img/s|$)", line))
     assert eager > 0 and compiled > 0 and abs(ratio - compiled / eager) < 0.01, line
+
+
+def test_readme_results_are_the_committed_table() -> None:
+    """The README's headline and table are results/val_loss.md's, as scripts/readme_results.py copies them."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "readme_results.py"), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    readme = (REPO / "README.md").read_text()
+    headline = next(ln for ln in (REPO / "results" / "val_loss.md").read_text().splitlines() if ln.startswith("The minimal loss"))
+    assert readme.count(headline) == 1
+
+
+def test_readme_results_check_fails_on_a_stale_readme(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:begin -->\nThe minimal loss of the validation set is **1.00** old\n<!-- results:end -->\nend\n")
+    cmd = [sys.executable, str(REPO / "scripts" / "readme_results.py"), "--readme", str(readme), "--results", str(REPO / "results" / "val_loss.md")]
+    assert subprocess.run([*cmd, "--check"], capture_output=True, text=True).returncode == 1
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    assert subprocess.run([*cmd, "--check"], capture_output=True, text=True).returncode == 0
+    assert readme.read_text().startswith("intro\n<!-- results:begin -->\nThe minimal loss") and readme.read_text().endswith(
+        "<!-- results:end -->\nend\n"
+    )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import wandb_records
+import wandb_reader
 from conftest import TINY, run_cli
 
 
@@ -43,16 +43,16 @@ def test_multirun_gives_two_wandb_runs_in_one_group(sweep):
     for job in ("0", "1"):
         run_dirs = list((out / job / "wandb").glob("offline-run-*"))
         assert len(run_dirs) == 1
-        runs.append(wandb_records.run_file(run_dirs[0]))
-    records = [wandb_records.run_record(f) for f in runs]
+        runs.append(wandb_reader.run_file(run_dirs[0]))
+    records = [wandb_reader.run_record(f) for f in runs]
     assert records[0].run_id != records[1].run_id
     assert records[0].run_group == records[1].run_group == out.name
     assert [r.display_name for r in records] == ["ld1_s0", "ld2_s0"]
     for job, f in zip(("0", "1"), runs):
         history = json.loads((out / job / "metrics.json").read_text())["history"]
-        logged = wandb_records.metric_series(f, "val/loss")
+        logged = wandb_reader.metric_series(f, "val/loss")
         assert logged == pytest.approx([row["val/loss"] for row in history], rel=1e-6)
-        config = wandb_records.config(f)
+        config = wandb_reader.config(f)
         assert config["model"]["latent_dim"] == int(job) + 1 and config["provenance"]["versions"]["torch"]
 
 

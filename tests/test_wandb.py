@@ -8,7 +8,8 @@ own reader (``wandb leet inspect``, tests/wandb_reader.py).
 - checkpoint names, PNG names and captions count epochs from 1;
 - a single run's group is named for what it is; ``log_model`` uploads the best checkpoint only,
   and the evaluation run names that artifact;
-- a PNG that cannot be written is a one-line warning, not a crash.
+- image panels are drawn after the epoch's checkpoint; a PNG that cannot be written is a one-line
+  warning, not a crash.
 """
 
 from __future__ import annotations
@@ -127,6 +128,13 @@ def test_epochs_count_from_one_in_names_and_lines(run):
     assert sorted(p.name for p in (run["dir"] / "images").glob("latent_grid_*.png")) == [f"latent_grid_epoch00{e}.png" for e in (1, 2, 3)]
     assert "epoch 1/3" in run["stdout"] and "epoch 3/3" in run["stdout"] and "epoch 0/" not in run["stdout"]
     assert f"at epoch {best}" in run["stdout"]
+
+
+def test_panels_are_drawn_after_the_epochs_checkpoint(run):
+    # last.ckpt is rewritten every epoch: it is the last epoch's, and that epoch's panels come after it
+    last_ckpt = (run["dir"] / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    for panel in PANELS:
+        assert (run["dir"] / "images" / f"{panel}_epoch003.png").stat().st_mtime_ns >= last_ckpt, panel
 
 
 def test_single_run_group_is_named_for_what_it_is(run):

@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.config import resolvers
-from vaelab.config.validate import check_overrides, exit_with, validate
+from vaelab.config.validate import check_ddp_launch, check_overrides, exit_with, is_multirun, validate
 from vaelab.errors import RunInterrupted, UserError
 from vaelab.runs.claim import claim
 from vaelab.runs.layout import (
@@ -38,22 +38,16 @@ from vaelab.runs.layout import (
     write_json,
 )
 from vaelab.runs.wandb_run import finish
+from vaelab.training.fitting import fit_or_interrupt, summarize
 
 # Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+# with SLURM installed Lightning warns that `srun` is "not used" on every run outside a job (by design here)
+warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system but is not used.*")
 resolvers.register()
 # our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
 # against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
-
-
-def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
-    """(minimal validation loss, the epoch it was reached at, 1-based) from the epoch history."""
-    finite = [row for row in history if math.isfinite(row["val/loss"])]
-    if not finite:
-        return math.nan, 0
-    best = min(finite, key=lambda row: row["val/loss"])
-    return best["val/loss"], int(best["epoch"])
 
 
 def instantiate_logger(node: DictConfig, out_dir: Path) -> Any:
@@ -81,14 +75,14 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
 
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
-    _check_ddp_launch(cfg)
+    check_ddp_launch(cfg, is_multirun())
     configure_torch(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     ckpt_path = str(out_dir / CHECKPOINTS / LAST_CKPT) if resume else None
     source = cfg.get("ckpt_path")
     for path in filter(None, (ckpt_path, source)):
-        check_checkpoint(path, cfg.model.latent_dim, list(cfg.model.hidden))
+        check_checkpoint(path, cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.get("arch", "mlp")))
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
@@ -185,46 +179,6 @@ def init_weights(module: Any, source: str) -> dict[str, Any]:
     return {"ckpt_path": str(Path(source).resolve()), "config": read_json(run_dir_of(Path(source)) / RUN_INFO).get("config")}
 
 
-def fit_or_interrupt(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None) -> str | None:
-    """``trainer.fit``; returns None when it ran to its end, or the signal that interrupted it.
-
-    Lightning ends a fit on SIGTERM with ``SIGTERMException`` and on Ctrl-C (SIGINT) with
-    ``sys.exit(1)``, both ``SystemExit``: we catch those (only when Lightning marked the fit
-    interrupted) so the run can record its state and exit non-zero with one line.
-    """
-    from pytorch_lightning.trainer.states import TrainerStatus
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SystemExit as exc:
-        if trainer.state.status != TrainerStatus.INTERRUPTED:
-            raise
-        return "SIGTERM" if isinstance(exc, SIGTERMException) else "SIGINT"
-    return None
-
-
-def _check_ddp_launch(cfg: DictConfig) -> None:
-    """Refuse Lightning's script-relaunching DDP inside a local multirun: it starts each extra
-    process by re-running the command line, and a ``-m`` command line would start the whole sweep
-    again in every process. Under SLURM the processes are SLURM's tasks and nothing is re-run."""
-    strategy = str(cfg.trainer.get("strategy", "auto"))
-    devices = cfg.trainer.get("devices", 1)
-    many = (isinstance(devices, int) and devices > 1) or int(cfg.trainer.get("num_nodes", 1) or 1) > 1
-    if strategy == "ddp" and many and _is_multirun() and "SLURM_NTASKS" not in os.environ:
-        raise UserError(
-            "trainer=ddp in a local multirun (-m): Lightning re-runs the command for each extra process, which would "
-            "re-run the sweep; run DDP jobs without -m, or sweep with hydra/launcher=submitit_slurm (SLURM starts the processes)"
-        )
-
-
-def _is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def run(cfg: DictConfig) -> float | None:
     """Hydra task: one training job. User errors become one line; in a multirun the job is marked
@@ -232,18 +186,24 @@ def run(cfg: DictConfig) -> float | None:
     out_dir = Path(cfg.paths.output_dir)
     status = out_dir / STATUS
     failed = True
+    invalid: UserError | None = None
     try:
         validate(cfg)
+    except UserError as err:  # recorded below, once the run dir is known to be this job's
+        invalid = err
+    try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        taken = claim(out_dir, resolved, bool(cfg.get("resume")), _is_multirun())
+        resolved = OmegaConf.to_container(cfg, resolve=True) if invalid is None else {}
+        taken = claim(out_dir, resolved, bool(cfg.get("resume")), is_multirun())
     except UserError as err:  # nothing of this run dir was touched: it may belong to another run
         failed = False
-        if not _is_multirun():
-            exit_with(err)
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        if not is_multirun():
+            exit_with(invalid or err)
+        print(f"error: {invalid or err}", file=sys.stderr, flush=True)
         return None
     try:
+        if invalid is not None:
+            raise invalid
         if taken.action == "keep":
             failed = False
             kept = read_json(out_dir / METRICS)
@@ -262,19 +222,19 @@ def run(cfg: DictConfig) -> float | None:
     except RunInterrupted as err:
         write_json(status, {"status": INTERRUPTED, "signal": err.signal, "error": str(err)})
         print(f"error: {err}", file=sys.stderr, flush=True)
-        if _is_multirun():
+        if is_multirun():
             _stop_sweep(cfg)
         sys.exit(err.exit_code)
     except UserError as err:
         _record_failure(cfg, status, str(err))
-        if not _is_multirun():
+        if not is_multirun():
             finish(failed=True)
             exit_with(err)
         print(f"error: {err}", file=sys.stderr, flush=True)
         return None
     except Exception as exc:
         _record_failure(cfg, status, f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        if not _is_multirun():
+        if not is_multirun():
             raise
         traceback.print_exc()
         return None
@@ -298,11 +258,11 @@ def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | No
     job failed before its run started)."""
     try:
         write_json(status, {"status": FAILED, "error": message, **({"traceback": trace} if trace else {})})
-    except OSError:
-        pass
+    except UserError as err:  # e.g. a full disk: the error line of the failure itself still follows
+        print(f"warning: {err}", file=sys.stderr, flush=True)
     node = OmegaConf.select(cfg, "logger.wandb")
     run_open = "wandb" in sys.modules and sys.modules["wandb"].run is not None
-    if node is None or not (run_open or _is_multirun()):
+    if node is None or not (run_open or is_multirun()):
         return  # a single run that failed before W&B started: the error line says it all
     try:
         import wandb
@@ -320,8 +280,8 @@ def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | No
                 config={"error": message},
             )
         wandb.run.summary["error"] = message
-    except Exception:  # recording a failure must not hide the failure itself
-        pass
+    except Exception as exc:  # recording a failure must not hide the failure itself: say what was skipped
+        print(f"warning: the failure was not recorded in W&B ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
 
 
 def main() -> None:

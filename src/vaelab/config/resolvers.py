@@ -27,11 +27,12 @@ def project_root() -> Path:
 
 
 def gpus_per_node(accelerator: str, devices: object) -> int:
-    """GPUs a SLURM job asks for: one per Lightning device when the trainer runs on GPUs, none
-    otherwise (a CPU node refuses any GPU request: "Invalid generic resource (gres) specification")."""
-    if str(accelerator) in ("gpu", "cuda"):
-        return int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
-    return 0
+    """GPUs a SLURM job asks for: none when the trainer runs on the CPU (a CPU node refuses any GPU
+    request: "Invalid generic resource (gres) specification"), else one per Lightning device
+    (``auto`` too: on a cluster it means the GPUs of the partition)."""
+    if str(accelerator) == "cpu":
+        return 0
+    return int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
 
 
 def register() -> None:

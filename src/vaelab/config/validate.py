@@ -10,6 +10,7 @@ Two layers, both ending in one clear line instead of a traceback:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,12 +27,13 @@ def validate(cfg: DictConfig) -> None:
     from vaelab.config.schema import check
 
     check(cfg)
-    from vaelab.data.idx_files import MNIST_FILES, check_data_root, check_mnist_raw
+    from vaelab.data.idx_files import DATASETS, check_data_root, check_mnist_raw, raw_dir
 
-    raw = check_data_root(str(cfg.data.root)) / "MNIST" / "raw"
-
-    if all((raw / name).is_file() for name in MNIST_FILES):
-        check_mnist_raw(raw)  # fail on a bad file now, before the heavy start-up
+    dataset = str(OmegaConf.select(cfg, "data.dataset", default="mnist"))
+    raw = raw_dir(check_data_root(str(cfg.data.root)), dataset)
+    files = DATASETS[dataset][1]
+    if all((raw / name).is_file() for name in files):
+        check_mnist_raw(raw, files)  # fail on a bad file now, before the heavy start-up
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     if accelerator in ("gpu", "cuda"):
         import torch
@@ -139,3 +141,25 @@ def _exit(message: str, code: int = 2) -> None:
 def exit_with(error: UserError, code: int = 2) -> None:
     """Print a user error as one line on stderr and exit non-zero."""
     _exit(str(error), code)
+
+
+def check_ddp_launch(cfg: DictConfig, multirun: bool) -> None:
+    """Refuse Lightning's script-relaunching DDP inside a local multirun: it starts each extra
+    process by re-running the command line, and a ``-m`` command line would start the whole sweep
+    again in every process. Under SLURM the processes are SLURM's tasks and nothing is re-run."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    devices = cfg.trainer.get("devices", 1)
+    many = (isinstance(devices, int) and devices > 1) or int(cfg.trainer.get("num_nodes", 1) or 1) > 1
+    if strategy == "ddp" and many and multirun and "SLURM_NTASKS" not in os.environ:
+        raise UserError(
+            "trainer=ddp in a local multirun (-m): Lightning re-runs the command for each extra process, which would "
+            "re-run the sweep; run DDP jobs without -m, or sweep with hydra/launcher=submitit_slurm (SLURM starts the processes)"
+        )
+
+
+def is_multirun() -> bool:
+    """Whether this job runs inside a Hydra multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

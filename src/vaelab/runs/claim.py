@@ -25,6 +25,7 @@ LOCK = ".lock"
 SHAPING_KEYS = (
     "seed",
     "model._target_",
+    "model.arch",
     "model.latent_dim",
     "model.hidden",
     "model.kl",
@@ -33,6 +34,7 @@ SHAPING_KEYS = (
     "model.lr",
     "model.log_scale_max",
     "data._target_",
+    "data.dataset",
     "data.batch_size",
     "data.binarize",
     "data.val_size",
@@ -60,10 +62,11 @@ class Claim:
     ``keep`` (a finished job of a resumed multirun: nothing to do). Holds the dir's lock."""
 
     action: str
-    lock: IO[str]
+    lock: IO[str] | None
 
     def release(self) -> None:
-        self.lock.close()
+        if self.lock is not None:
+            self.lock.close()
 
 
 def lock_run_dir(out_dir: Path) -> IO[str]:
@@ -92,6 +95,14 @@ def slurm_restart() -> int:
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
 
 
+def process_rank() -> int:
+    """This process's rank in a multi-process (DDP) run: Lightning starts ranks > 0 with
+    ``LOCAL_RANK``/``NODE_RANK``, SLURM with ``SLURM_PROCID``; 0 for a plain run."""
+    if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        return int(os.environ["SLURM_PROCID"])
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
+
+
 def claim(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool) -> Claim:
     """Lock ``out_dir`` and decide what this job does there (see the module docstring).
 
@@ -102,6 +113,8 @@ def claim(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool) -
     if slurm_restart() and not resume:
         print(f"SLURM restart {slurm_restart()} of job {os.environ.get('SLURM_JOB_ID')}: continuing {out_dir} as with resume=true", flush=True)
         resume = True
+    if process_rank() > 0:  # DDP: rank 0 holds the lock and has checked the dir for the whole run
+        return Claim("resume" if resume else "fresh", None)
     lock = lock_run_dir(out_dir)
     try:
         action = _decide(out_dir, config, resume, multirun)

@@ -15,7 +15,7 @@ from vaelab.errors import UserError
 from vaelab.runs.layout import CHECKPOINTS, METRICS, RUN_INFO, read_json
 
 # data settings that define what a model saw; read from the run so evaluation matches training
-RUN_DATA_KEYS = ("binarize", "val_size", "split_seed")
+RUN_DATA_KEYS = ("dataset", "binarize", "val_size", "split_seed")
 
 
 def run_dir_of(ckpt_path: Path) -> Path:

@@ -56,8 +56,9 @@ def print_summary(sweep_dir: Path) -> list[Path]:
             flush=True,
         )
     if failed:
+        what = "failed" if {read_json(j / STATUS).get("status") for j in failed} <= {"failed"} else "did not complete"
         print(
-            f"error: {len(failed)} of {len(jobs)} job(s) did not complete: {', '.join(j.name for j in failed)} (see their status.json)",
+            f"error: {len(failed)} of {len(jobs)} job(s) {what}: {', '.join(j.name for j in failed)} (see their status.json)",
             file=sys.stderr,
             flush=True,
         )

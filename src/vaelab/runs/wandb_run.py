@@ -175,7 +175,8 @@ def _logger_class() -> type:
                 return
             super().after_save_checkpoint(checkpoint_callback)
 
-    EpochWandbLogger.__module__ = __name__
+    # importable (and picklable) as vaelab.runs.wandb_run.EpochWandbLogger, the name the config gives
+    EpochWandbLogger.__module__, EpochWandbLogger.__qualname__ = __name__, "EpochWandbLogger"
     return EpochWandbLogger
 
 

@@ -245,9 +245,9 @@ class ImageLogger(pl.Callback):
 
 def _log_panels(logger: object, panels: dict[str, Tensor], epoch: int, step: int) -> None:
     """Log panels (``[3, H, W]`` uint8) to one logger: in one row with their epoch where the logger
-    can (vaelab's W&B logger), else through Lightning's WandbLogger.log_image; other loggers take no
-    images."""
-    from pytorch_lightning.loggers import WandbLogger
+    can (vaelab's W&B logger), else through Lightning's WandbLogger.log_image, or TensorBoard's
+    add_image (logger=tensorboard); other loggers take no images."""
+    from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
     log_panels = getattr(logger, "log_panels", None)
     if callable(log_panels):
@@ -255,6 +255,9 @@ def _log_panels(logger: object, panels: dict[str, Tensor], epoch: int, step: int
     elif isinstance(logger, WandbLogger):
         for name, grid in panels.items():
             logger.log_image(key=f"images/{name}", images=[grid], caption=[f"epoch {epoch}"], step=step)
+    elif isinstance(logger, TensorBoardLogger):
+        for name, grid in panels.items():
+            logger.experiment.add_image(f"images/{name}", grid, global_step=step)
 
 
 def _warn(message: str) -> None:

@@ -48,7 +48,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             ) from None
 
 
-def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None) -> dict[str, Any]:
+def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None, arch: str | None = None) -> dict[str, Any]:
     """Load ``path`` on the CPU and check it is a vaelab checkpoint for this model shape
     (``latent_dim``/``hidden`` None: of any shape).
 
@@ -75,5 +75,11 @@ def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: li
     if hidden is not None and [int(h) for h in hp.get("hidden", [])] != [int(h) for h in hidden]:
         raise UserError(
             f"ckpt_path={path} was trained with model.hidden={list(hp.get('hidden', []))}, but this run has model.hidden={list(hidden)}: make them match"
+        )
+    # checkpoints from before model.arch existed hold an MLP
+    if arch is not None and str(hp.get("arch", "mlp")) != str(arch):
+        raise UserError(
+            f"ckpt_path={path} holds a model.arch={hp.get('arch', 'mlp')} network, but this run has model.arch={arch}: "
+            f"pick the model= option it was trained with"
         )
     return hp

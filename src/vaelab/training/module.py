@@ -153,8 +153,8 @@ class VAEModule(pl.LightningModule):
         """Raise before validation or checkpointing when a step's loss was NaN/inf (one sync per epoch)."""
         step = int(self._nonfinite_step)
         if step >= 0:
-            last = Path(self.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-            ckpt = str(last) if last.is_file() else "none written yet"
+            found = [Path(c.dirpath) / "last.ckpt" for c in self.trainer.checkpoint_callbacks if getattr(c, "dirpath", None)]
+            ckpt = next((str(p) for p in found if p.is_file()), "none written yet")
             raise TrainingDiverged(
                 f"training diverged: the loss was not finite at step {step} (epoch {self.current_epoch + 1}); stopped without "
                 f"saving the diverged weights. Last good checkpoint: {ckpt}. Lower model.lr or check the data"

@@ -1,0 +1,55 @@
+"""Replay Lightning's early-stopping rule over recorded validation curves, for several patience and
+``min_delta`` values: where each setting would stop, the minimum it would report, and whether that
+minimum comes before the stop (a converged run). Figures behind the choice in
+``src/vaelab/conf/callbacks/default.yaml``.
+
+    python scripts/patience_replay.py results/gpu/long_runs/metrics/*.json [--patience 5,10,15,20,30] [--min-delta 0,0.05,0.1]
+
+Each file is a run's metrics.json (its ``history``); best run long, with early stopping off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+
+def replay(values: list[float], patience: int, min_delta: float) -> tuple[int | None, float, int]:
+    """(stop epoch or None, minimal value up to the stop, its epoch): Lightning's EarlyStopping in
+    mode "min" (an improvement must beat the best by more than ``min_delta``)."""
+    best, wait, low, low_epoch = math.inf, 0, math.inf, 0
+    for epoch, value in enumerate(values, start=1):
+        if value < low:
+            low, low_epoch = value, epoch
+        if value < best - min_delta:
+            best, wait = value, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return epoch, low, low_epoch
+    return None, low, low_epoch
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("metrics", nargs="+", type=Path, help="metrics.json files")
+    p.add_argument("--patience", default="5,10,15,20,30")
+    p.add_argument("--min-delta", default="0,0.05,0.1")
+    args = p.parse_args()
+    print(f"{'run':28s} {'patience':>8s} {'min_delta':>9s} {'stops at':>8s} {'min':>9s} {'at':>4s} {'vs whole-run min':>16s}  converged")
+    for path in args.metrics:
+        m = json.loads(path.read_text())
+        values = [float(r["val/loss"]) for r in m["history"]]
+        whole = min(values)
+        name = f"d={m['latent_dim']} seed {m['seed']} ({len(values)} ep)"
+        for patience in map(int, args.patience.split(",")):
+            for delta in map(float, args.min_delta.split(",")):
+                stop, low, at = replay(values, patience, delta)
+                ok = "yes" if stop and at < stop else ("no stop" if stop is None else "NO: min at the last epoch")
+                print(f"{name:28s} {patience:8d} {delta:9.2f} {stop if stop else '-':>8} {low:9.3f} {at:4d} {low - whole:+16.3f}  {ok}")
+
+
+if __name__ == "__main__":
+    main()
