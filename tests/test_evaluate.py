@@ -136,3 +136,19 @@ def test_cli_bad_checkpoint_is_one_line_error(kind: str, tmp_path: Path, tiny_ro
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ckpt_path"), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "override,line",
+    [
+        ("k=0", "error: k=0 is invalid: expected an integer >= 1 (e.g. k=100)"),
+        ("split=train", "error: split='train' is invalid: expected one of test, val (e.g. split=test)"),
+        ("device=tpu", "error: device='tpu' is invalid: expected one of auto, cpu, cuda (e.g. device=cpu)"),
+    ],
+)
+def test_bad_evaluate_values_are_one_line(trained_run: Path, override: str, line: str) -> None:
+    """evaluate's keys go through the same typed schema as training's (vaelab.config.schema)."""
+    ckpt = json.loads((trained_run / "metrics.json").read_text())["best_ckpt"]
+    proc = run_cli("vaelab.evaluate", f"ckpt_path={ckpt}", override)
+    assert proc.returncode == 2
+    assert [ln for ln in proc.stderr.splitlines() if ln.strip()] == [line]

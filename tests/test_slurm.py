@@ -61,6 +61,12 @@ def test_slurm_sweep_runs_both_jobs_like_local_runs(cluster, tiny_root: Path, tm
     assert groups == {sweep.name} and len(ids) == 2
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 10): the requeued job does resume from last.ckpt and completes, but SLURM's SIGTERM also kills the "
+    "job's W&B service (wandb-core), so the first attempt ends in ConnectionResetError instead of the interrupted path, "
+    "submitit stores that as the job's result and the launcher reports the job failed",
+)
 def test_a_requeued_job_resumes_by_itself(cluster, tiny_root: Path, tmp_path: Path) -> None:
     args = [f"data.root={tiny_root}", *TINY, "trainer.max_epochs=25", "callbacks.images.every_n_epochs=0", "seed=4"]
     whole = tmp_path / "whole"

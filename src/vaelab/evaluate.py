@@ -30,19 +30,6 @@ from vaelab.runs.layout import EVAL
 
 resolvers.register()
 
-SPLITS = ("test", "val")
-
-
-def _check(cfg: DictConfig) -> None:
-    for key in ("k", "chunk", "batch_size"):
-        value = cfg.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UserError(f"{key}={value!r} is invalid: expected an integer >= 1 (e.g. {key}=100)")
-    if cfg.split not in SPLITS:
-        raise UserError(f"split={cfg.split!r} is invalid: expected one of {', '.join(SPLITS)} (e.g. split=test)")
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"device={cfg.device!r} is invalid: expected one of auto, cpu, cuda")
-
 
 def _command_line_keys() -> set[str]:
     """Keys set on the command line (``data.binarize=static`` -> ``data.binarize``)."""
@@ -72,7 +59,9 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
     from vaelab.runs.reading import load_module, require_checkpoint, run_dir_of
 
     start = time.perf_counter()
-    _check(cfg)
+    from vaelab.config.schema import EvaluateSchema, check
+
+    check(cfg, EvaluateSchema)  # the same typed schema as training, with evaluate's own keys
     ckpt = require_checkpoint(cfg.ckpt_path)  # before the heavy imports: a bad path fails fast
 
     import torch

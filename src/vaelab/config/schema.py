@@ -77,14 +77,28 @@ class RunSchema(_Section):
 
 
 SECTIONS: dict[str, type[_Section]] = {"model": ModelSchema, "data": DataSchema, "trainer": TrainerSchema}
+SPLITS: tuple[str, ...] = ("test", "val")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
-def _values(cfg: DictConfig) -> dict[str, Any]:
+class EvaluateSchema(_Section):
+    """``vaelab.evaluate``'s own keys (its ``data.*`` are the training ones, checked by the data module)."""
+
+    k: PositiveInt | None = rule("an integer >= 1", "k=100")
+    chunk: PositiveInt | None = rule("an integer >= 1", "chunk=100")
+    batch_size: PositiveInt | None = rule("an integer >= 1", "batch_size=100")
+    split: _choices(SPLITS) | None = rule(f"one of {', '.join(SPLITS)}", "split=test")
+    device: _choices(DEVICES) | None = rule(f"one of {', '.join(DEVICES)}", "device=cpu")
+    threads: PositiveInt | None = rule("null or an integer >= 1", "threads=1")
+
+
+def _values(cfg: DictConfig, schema: type[_Section]) -> dict[str, Any]:
     """The schema's keys that ``cfg`` sets, resolved one at a time, so that an unresolvable value
     is reported under its own key."""
     out: dict[str, Any] = {}
-    for name in RunSchema.model_fields:
-        keys = [f"{name}.{k}" for k in SECTIONS[name].model_fields] if name in SECTIONS else [name]
+    sections = SECTIONS if schema is RunSchema else {}
+    for name in schema.model_fields:
+        keys = [f"{name}.{k}" for k in sections[name].model_fields] if name in sections else [name]
         for key in keys:
             if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
                 continue
@@ -102,16 +116,18 @@ def _values(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def check(cfg: DictConfig) -> None:
-    """Raise :class:`UserError` naming the first key whose value the schema refuses."""
-    values = _values(cfg)
+def check(cfg: DictConfig, schema: type[_Section] | None = None) -> None:
+    """Raise :class:`UserError` naming the first key whose value ``schema`` (default: the training
+    run's, :class:`RunSchema`) refuses."""
+    schema = schema or RunSchema
+    values = _values(cfg, schema)
     try:
-        RunSchema.model_validate(values)
+        schema.model_validate(values)
     except ValidationError as exc:
         loc = [p for p in exc.errors()[0]["loc"] if isinstance(p, str)]
         # pydantic adds the matched type to the path of a union (e.g. "int"): keep only our keys
         key_parts = [loc[0]] + ([loc[1]] if loc[0] in SECTIONS and len(loc) > 1 else [])
-        section = SECTIONS.get(key_parts[0], RunSchema) if len(key_parts) > 1 else RunSchema
+        section = SECTIONS.get(key_parts[0], schema) if len(key_parts) > 1 else schema
         info = section.model_fields[key_parts[-1]].json_schema_extra or {}
         key = ".".join(key_parts)
         value = values[key_parts[0]][key_parts[1]] if len(key_parts) > 1 else values[key_parts[0]]

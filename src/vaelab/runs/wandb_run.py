@@ -105,7 +105,14 @@ def finish(failed: bool) -> None:
         import wandb
 
         if wandb.run is not None:
-            wandb.finish(exit_code=1 if failed else 0)
+            try:
+                wandb.finish(exit_code=1 if failed else 0)
+            except (ConnectionError, OSError) as exc:
+                # the W&B service process is gone: SLURM signals every process of a job on preemption
+                # or requeue, wandb-core included. The run's files are already on disk.
+                print(
+                    f"warning: the W&B run could not be closed ({type(exc).__name__}: {exc}); its offline files are kept", file=sys.stderr, flush=True
+                )
 
 
 # ------------------------------------------------------------------------------------ the group
