@@ -97,3 +97,13 @@ def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: obje
     while not path.exists() and time.time() < deadline and child.poll() is None:
         time.sleep(0.05)
     return child
+
+
+def graph_and_eager(tiny_root: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """One multirun on the GPU of the same run with ``model.cuda_graph=false`` (job 0, eager) and
+    ``true`` (job 1, CUDA graph), 3 batches per training_step call, into ``out``; ``overrides`` come last, so they win."""
+    tiny_gpu = [a for a in TINY if not a.startswith("trainer.accelerator")] + ["trainer.accelerator=gpu"]
+    return run_cli(
+        "vaelab.train", "-m", "data.steps_per_call=3", "model.cuda_graph=false,true",
+        f"data.root={tiny_root}", *tiny_gpu, "logger=none", f"hydra.sweep.dir={out}", *overrides,
+    )  # fmt: skip

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, run_cli, run_result
+from conftest import graph_and_eager, run_result
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the CUDA-graph path only runs on a GPU")
 
@@ -14,18 +14,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 def test_cuda_graph_matches_eager_and_counts_steps(tiny_root, tmp_path):
     # 10 batches per epoch in calls of 3, 3, 3, 1: per epoch the graph replays 2-3 calls and the
     # short last call (and the first call, the capture's warm-up) runs eagerly
-    tiny_gpu = [a for a in TINY if not a.startswith("trainer.accelerator")] + ["trainer.accelerator=gpu", "trainer.max_epochs=3"]
-    proc = run_cli(
-        "vaelab.train",
-        "-m",
-        "seed=5",
-        "data.steps_per_call=3",
-        "model.cuda_graph=false,true",
-        f"data.root={tiny_root}",
-        *tiny_gpu,
-        "logger=none",
-        f"hydra.sweep.dir={tmp_path}",
-    )
+    proc = graph_and_eager(tiny_root, tmp_path, "seed=5", "trainer.max_epochs=3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert run_result(tmp_path / "1") == run_result(tmp_path / "0")  # graph == eager
     for job in ("0", "1"):

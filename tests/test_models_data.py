@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from conftest import REPO, TINY, run_cli, run_result, write_idx
+from conftest import REPO, TINY, graph_and_eager, run_cli, run_result, write_idx
 from vaelab.config.schema import check
 from vaelab.data.datamodule import MNISTDataModule
 from vaelab.data.idx_files import DATASETS, FASHION_MNIST_FILES, check_mnist_raw
@@ -254,18 +254,7 @@ def test_conv_on_fashion_trains_logs_to_tensorboard_and_loads(fashion_root: Path
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the CUDA-graph path only runs on a GPU")
 def test_conv_cuda_graph_matches_eager(tiny_root: Path, tmp_path: Path):
-    tiny_gpu = [a for a in TINY if not a.startswith("trainer.accelerator")] + ["trainer.accelerator=gpu"]
-    proc = run_cli(
-        "vaelab.train",
-        "-m",
-        "model=vae_conv",
-        "data.steps_per_call=3",
-        "model.cuda_graph=false,true",
-        f"data.root={tiny_root}",
-        *tiny_gpu,
-        "logger=none",
-        f"hydra.sweep.dir={tmp_path}",
-    )
+    proc = graph_and_eager(tiny_root, tmp_path, "model=vae_conv")
     assert proc.returncode == 0, proc.stderr[-2000:]
     eager, graph = run_result(tmp_path / "0"), run_result(tmp_path / "1")
     assert graph["val_loss_min"] == pytest.approx(eager["val_loss_min"], rel=1e-5)

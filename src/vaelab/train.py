@@ -56,7 +56,7 @@ def instantiate_logger(node: DictConfig, out_dir: Path) -> Any:
     if str(node.get("_target_", "")).endswith("WandbLogger"):
         from vaelab.runs import wandb_run
 
-        return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir, None))
+        return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir))
     return hydra.utils.instantiate(node)
 
 

@@ -81,21 +81,16 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
-def run_id(out_dir: Path, ckpt_path: str | None) -> str:
-    """The W&B run id of this run: the one stored beside the checkpoint being resumed, else the one
-    stored in this run dir, else a new one; stored in ``out_dir``."""
+def run_id(out_dir: Path) -> str:
+    """The W&B run id of this run: the one stored in this run dir (a resumed run continues its W&B
+    run), else a new one, stored there. A run started from another run's weights (``ckpt_path``)
+    has its own dir, so its own W&B run."""
     from wandb.sdk.lib.runid import generate_id
 
-    candidates = [out_dir / RUN_ID_FILE]
-    if ckpt_path:
-        candidates.insert(0, Path(ckpt_path).resolve().parent.parent / RUN_ID_FILE)
-    for path in candidates:
-        if path.is_file() and path.read_text().strip():
-            rid = path.read_text().strip()
-            break
-    else:
-        rid = generate_id()
-    (out_dir / RUN_ID_FILE).write_text(rid + "\n")
+    path = out_dir / RUN_ID_FILE
+    stored = path.read_text().strip() if path.is_file() else ""
+    rid = stored or generate_id()
+    path.write_text(rid + "\n")
     return rid
 
 
