@@ -72,27 +72,53 @@ def run_result(run: Path) -> dict:
     return {k: metrics[k] for k in RESULT_KEYS}
 
 
+# CLI runs are forked from a server that has imported torch, Lightning and Hydra once (forkserver.py:
+# the same `python -m` code path, minus ~9 s of imports per run); VAELAB_TEST_FORK=0 starts real processes
+FORK = os.environ.get("VAELAB_TEST_FORK", "1") != "0"
+_server = None
+
+
+def _fork_server():
+    global _server
+    if _server is None:
+        import atexit
+        import tempfile
+
+        from forkserver import ForkServer
+
+        _server = ForkServer(Path(tempfile.mkdtemp(prefix="vaelab-fork-")))
+        atexit.register(_server.close)
+    return _server
+
+
+def _env(env: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+
+
 def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args...`` like a user would; returns the finished process."""
-    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd or REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    if not FORK:
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or REPO, env=_env(env), capture_output=True, text=True, timeout=timeout)
+    run = _fork_server().start(module, list(args), _env(env), cwd or REPO, capture=True)
+    try:
+        out, err = run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        raise
+    return subprocess.CompletedProcess(run.args, run.returncode, out, err)
 
 
-def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: object) -> subprocess.Popen:
+def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: object):
     """Start ``python -m vaelab.train args...`` like a user would and return once ``path`` exists
-    (or the process ended, or ``timeout`` passed): the moment to kill or signal it mid-run."""
+    (or the process ended, or ``timeout`` passed): the moment to kill or signal it mid-run.
+    ``stdout=subprocess.PIPE`` keeps its output for ``communicate()``."""
     import time
 
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
-    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args], cwd=REPO, env=env, **popen)
+    if FORK:
+        child = _fork_server().start("vaelab.train", list(args), _env(), REPO, capture=popen.get("stdout") == subprocess.PIPE)
+    else:
+        popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+        child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args], cwd=REPO, env=_env(), **popen)
     deadline = time.time() + timeout
     while not path.exists() and time.time() < deadline and child.poll() is None:
         time.sleep(0.05)

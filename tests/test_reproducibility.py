@@ -2,10 +2,13 @@
 uninterrupted run ends (CPU)."""
 
 import json
+import random
 import shutil
 import signal
 import subprocess
 import time
+
+import pytest
 
 import wandb_reader
 from conftest import TINY, run_cli, spawn_until
@@ -71,6 +74,36 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     rid = (killed / "wandb_run_id").read_text().strip()
     assert [d.name.rsplit("-", 1)[1] for d in run_dirs] == [rid, rid]
     assert wandb_reader.run_record(wandb_reader.run_file(run_dirs[1])).run_id == rid
+
+
+@pytest.mark.slow
+def test_chaos_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_root, tmp_path):
+    # one run SIGKILLed at 4 seeded random moments of its training (before its first checkpoint,
+    # mid-epoch, mid-checkpoint-write: wherever they fall), resumed with resume=true after each kill
+    args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
+    whole = tmp_path / "whole"
+    assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
+    rng = random.Random(20261127)
+    run = tmp_path / "chaos"
+    kills = []
+    for attempt in range(4):
+        resume = ["resume=true"] if attempt else []
+        status = run / "status.json"
+        before = status.stat().st_mtime_ns if status.exists() else 0
+        child = spawn_until([*args, *resume, f"hydra.run.dir={run}"], status, timeout=0)  # started, not waited for
+        while child.poll() is None and (not status.exists() or status.stat().st_mtime_ns == before):
+            time.sleep(0.02)  # until this attempt writes status "running": its training starts
+        time.sleep(rng.uniform(0.0, 1.5))
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            kills.append(attempt)
+        child.wait()
+        assert not (run / "metrics.json").exists() or attempt not in kills
+    assert len(kills) >= 2, f"only attempts {kills} were killed mid-run: the seeded moments fell after the end"
+    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert result(run) == result(whole)
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
 
 
 def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_path):

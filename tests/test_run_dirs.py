@@ -20,15 +20,21 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 def test_a_run_dir_in_use_is_locked(tiny_root: Path, tmp_path: Path) -> None:
-    first = spawn_until([f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=30", f"hydra.run.dir={tmp_path}"], tmp_path / "status.json")
-    second = run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}")
+    # the first run is frozen (SIGSTOP) while it holds the lock, so the second one meets it in use however
+    # fast or slow this machine is (a running first run could finish before the second one starts)
+    first = spawn_until([f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}"], tmp_path / "status.json")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}")
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=240) == 0
     assert second.returncode == 2
     assert _error_lines(second.stderr) == [
         f"error: {tmp_path} is in use by another run (pid {first.pid}); nothing was written: wait for it to finish, or give this run another hydra.run.dir"
     ]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["max_epochs"] == 30 and sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[-1] == "last.ckpt"
+    assert metrics["max_epochs"] == 3 and sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[-1] == "last.ckpt"
     assert not (tmp_path / "checkpoints" / "last-v1.ckpt").exists()
 
 

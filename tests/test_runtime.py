@@ -22,6 +22,7 @@ def test_job_threads_share_the_cores_among_parallel_jobs() -> None:
     assert job_threads({"_target_": JOBLIB, "n_jobs": 1}) == cores
     assert job_threads({"_target_": SUBMITIT, "cpus_per_task": 3}) == 3
     assert job_threads({"_target_": SUBMITIT, "cpus_per_task": None}) is None
+    assert job_threads({"_target_": "hydra_plugins.vaelab_launcher.slurm.SlurmLauncher", "cpus_per_task": 2}) == 2
 
 
 def test_configure_torch_sets_threads_and_keeps_the_cuda_answer(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,12 +61,6 @@ def test_slurm_sweep_runs_both_jobs_like_local_runs(cluster, tiny_root: Path, tm
     assert groups == {sweep.name} and len(ids) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 10): the requeued job does resume from last.ckpt and completes, but SLURM's SIGTERM also kills the "
-    "job's W&B service (wandb-core), so the first attempt ends in ConnectionResetError instead of the interrupted path, "
-    "submitit stores that as the job's result and the launcher reports the job failed",
-)
 def test_a_requeued_job_resumes_by_itself(cluster, tiny_root: Path, tmp_path: Path) -> None:
     args = [f"data.root={tiny_root}", *TINY, "trainer.max_epochs=25", "callbacks.images.every_n_epochs=0", "seed=4"]
     whole = tmp_path / "whole"
@@ -90,5 +84,23 @@ def test_a_requeued_job_resumes_by_itself(cluster, tiny_root: Path, tmp_path: Pa
     assert f"SLURM restart 1 of job {job_id}: continuing {sweep / '0'} as with resume=true" in log
     assert f"resuming {sweep / '0'} from {last}" in log
     assert result(sweep / "0") == result(whole)  # the numbers of the uninterrupted run
+    # one W&B run, continued: the first attempt's run file may be cut short (SLURM's SIGTERM stopped
+    # W&B's service too), so its id is read from its folder name; the second one is read by W&B
     run_files = _runs(sweep / "0")
-    assert len(run_files) == 2 and len({wandb_reader.run_record(f).run_id for f in run_files}) == 1  # one W&B run, continued
+    rid = (sweep / "0" / "wandb_run_id").read_text().strip()
+    assert len(run_files) == 2 and [f.parent.name.rsplit("-", 1)[1] for f in run_files] == [rid, rid]
+    assert wandb_reader.run_record(run_files[1]).run_id == rid
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("hydra.launcher.partition=nosuchpartition", "hydra.launcher.partition"), ("hydra.launcher.gpus_per_node=1", "hydra.launcher.gpus_per_node")],
+)
+def test_an_sbatch_refusal_is_one_error_line(cluster, tiny_root: Path, tmp_path: Path, override: str, key: str) -> None:
+    # a partition the cluster does not have, or a GPU asked of this CPU-only node: sbatch refuses the array
+    sweep = tmp_path / "refused"
+    proc = run_cli("vaelab.train", "-m", *SLURM, f"data.root={tiny_root}", *TINY, "logger=none", override, f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: sbatch refused the jobs (") and key in lines[0], proc.stderr[-2000:]
+    assert not list(sweep.glob("*/status.json"))  # no job ran

@@ -37,7 +37,7 @@ from vaelab.runs.layout import (
     read_json,
     write_json,
 )
-from vaelab.runs.wandb_run import finish
+from vaelab.runs.wandb_run import finish, update_summary
 from vaelab.training.fitting import fit_or_interrupt, summarize
 
 # Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
@@ -126,6 +126,8 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
         latent_dim=int(cfg.model.latent_dim),
         seed=int(cfg.seed),
         kl=str(cfg.model.kl),
+        arch=str(cfg.model.arch),
+        dataset=str(cfg.data.dataset),
         recon=str(cfg.model.recon),
         beta=float(cfg.model.beta),
         binarize=str(cfg.data.binarize),
@@ -145,18 +147,8 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     )
     if trainer.is_global_zero:
         write_json(out_dir / METRICS, metrics.to_json())
-        for logger in loggers:
-            if hasattr(logger, "experiment") and hasattr(logger.experiment, "summary"):
-                logger.experiment.summary.update(
-                    {
-                        "val/loss_best": val_min,
-                        "val/loss_min_epoch": val_epoch,
-                        "test/loss": metrics.test_loss,
-                        "test/nelbo": metrics.test_nelbo,
-                        "stop_reason": reason,
-                        "epochs": len(history),
-                    }
-                )
+        summary = {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics.test_loss, "test/nelbo": metrics.test_nelbo}
+        update_summary(loggers, {**summary, "stop_reason": reason, "epochs": len(history)}, interrupted=bool(signal_name))
         print(
             f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}",
             flush=True,

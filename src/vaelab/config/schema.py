@@ -17,11 +17,10 @@ from typing import Annotated, Any, Literal
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
-from vaelab.data.datamodule import BINARIZE_MODES
+from vaelab.data.choices import BINARIZE_MODES
 from vaelab.data.idx_files import DATASET_NAMES
 from vaelab.errors import UserError
-from vaelab.vae.archs import ARCH_NAMES
-from vaelab.vae.loss import KL_FORMS, RECON_FORMS
+from vaelab.vae.choices import ARCH_NAMES, KL_FORMS, RECON_FORMS
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Number = StrictFloat | StrictInt

@@ -16,12 +16,11 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from vaelab.data.choices import BINARIZE_MODES, Binarize  # noqa: F401  (re-exported: one definition)
 from vaelab.data.datasets import ensure_data, read_split
 from vaelab.data.idx_files import DATASET_NAMES, MNIST_FILES  # noqa: F401  (MNIST_FILES: scripts/benchmark.py)
 from vaelab.errors import UserError
 
-Binarize = Literal["none", "dynamic", "static"]
-BINARIZE_MODES: tuple[str, ...] = ("none", "dynamic", "static")
 # the data sets data.dataset may name: DATASET_NAMES, from vaelab.data.idx_files.DATASETS
 Dataset = Literal["mnist", "fashion_mnist"]
 

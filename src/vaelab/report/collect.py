@@ -27,12 +27,25 @@ class Job:
     kl: str | None = None
     latent_dim: int | None = None
     seed: int | None = None
+    arch: str = "mlp"  # model.arch: rows of different networks or data sets are never pooled
+    dataset: str = "mnist"
     metrics: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
         return self.sweep / self.name
+
+    @property
+    def family(self) -> str:
+        """The network and data set where they are not the report's MLP on MNIST ('' for it): part of
+        the labels and file names, so runs of two models never share one."""
+        return "_".join(v for v, default in ((self.arch, "mlp"), (self.dataset, "mnist")) if v != default)
+
+    @property
+    def label(self) -> str:
+        """The job's row without its latent dim: the kl form, after the family when there is one."""
+        return f"{self.family} {self.kl}" if self.family else str(self.kl)
 
     @property
     def ok(self) -> bool:
@@ -57,15 +70,24 @@ class Job:
         return f"{self.status}: {first}" if first else self.status
 
 
+# Job field -> config key: what tells jobs apart in the table
+IDENTITY = {"kl": "model.kl", "latent_dim": "model.latent_dim", "seed": "seed", "arch": "model.arch", "dataset": "data.dataset"}
+
+
+def _named(info: dict[str, Any]) -> dict[str, Any]:
+    """The Job fields of ``info``; arch and dataset keep their defaults (mlp, mnist) when unknown."""
+    return {k: v for k, v in info.items() if k in IDENTITY and (v is not None or k not in ("arch", "dataset"))}
+
+
 def _identity(cfg: Any) -> dict[str, Any]:
-    """What names a job in the table: its kl form, latent dim and seed."""
+    """What names a job in the table: its kl form, latent dim, seed, network and data set."""
     from omegaconf import OmegaConf
 
-    return {"kl": OmegaConf.select(cfg, "model.kl"), "latent_dim": OmegaConf.select(cfg, "model.latent_dim"), "seed": OmegaConf.select(cfg, "seed")}
+    return {key: OmegaConf.select(cfg, path) for key, path in IDENTITY.items()}
 
 
 def _job_config(job_dir: Path) -> dict[str, Any]:
-    """kl, latent_dim and seed of a job from Hydra's saved config (present even when it failed)."""
+    """kl, latent_dim, seed, arch and dataset of a job from Hydra's saved config (present even when it failed)."""
     from omegaconf import OmegaConf
 
     path = job_dir / ".hydra" / "config.yaml"
@@ -113,7 +135,7 @@ def _expected_jobs(sweep: Path) -> list[list[str]]:
 
 
 def _compose_job(overrides: list[str]) -> dict[str, Any]:
-    """kl, latent_dim and seed of a job that never started, by composing its overrides."""
+    """kl, latent_dim, seed, arch and dataset of a job that never started, by composing its overrides."""
     from hydra import compose, initialize_config_dir
 
     from vaelab.config.resolvers import CONF_DIR, register
@@ -159,25 +181,14 @@ def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
         for name, path in found.items():
             status = read_json(path / STATUS)
             metrics = read_json(path / METRICS)
-            info = {k: metrics.get(k) for k in ("kl", "latent_dim", "seed")} if metrics else _job_config(path)
+            # metrics.json written before arch/dataset were recorded: Hydra's saved config names them
+            info = {**_job_config(path), **{k: metrics[k] for k in IDENTITY if k in metrics}}
             state = status.get("status", COMPLETED if metrics else "unknown")
-            jobs.append(
-                Job(
-                    sweep,
-                    name,
-                    state,
-                    status.get("error", ""),
-                    info.get("kl"),
-                    info.get("latent_dim"),
-                    info.get("seed"),
-                    metrics,
-                    read_json(path / EVAL),
-                )
-            )
+            jobs.append(Job(sweep, name, state, status.get("error", ""), **_named(info), metrics=metrics, evaluation=read_json(path / EVAL)))
         for num, overrides in enumerate(_expected_jobs(sweep)):
             if str(num) not in found:
                 info = _compose_job(overrides)
-                jobs.append(Job(sweep, str(num), "not started", "", info.get("kl"), info.get("latent_dim"), info.get("seed")))
+                jobs.append(Job(sweep, str(num), "not started", "", **_named(info)))
     if not jobs:
         raise UserError(
             f"no jobs found in {', '.join(map(str, sweeps))}: give multirun folders (hydra.sweep.dir) whose job folders hold status.json/metrics.json"

@@ -17,19 +17,21 @@ from vaelab.report.tables import KL_ORDER
 def _curves(jobs: Sequence[Job]):
     from vaelab.report.figures import Curve
 
-    colors = {"paper": "tab:blue", "analytic": "tab:orange"}
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
     styles = ["-", "--", ":", "-."]
     curves = []
-    for j in sorted((j for j in jobs if j.ok), key=lambda j: (KL_ORDER.get(str(j.kl), 9), j.seed or 0)):
+    done = sorted((j for j in jobs if j.ok), key=lambda j: (j.family, KL_ORDER.get(str(j.kl), 9), j.seed or 0))
+    colors = {label: palette[i % len(palette)] for i, label in enumerate(dict.fromkeys(j.label for j in done))}
+    for j in done:
         hist = j.metrics.get("history", [])
         curves.append(
             Curve(
-                label=f"{j.kl} seed {j.seed}",
+                label=f"{j.label} seed {j.seed}",
                 latent_dim=int(j.latent_dim),
                 epochs=[int(h["epoch"]) for h in hist],
                 val_loss=[float(h["val/loss"]) for h in hist],
                 train_loss=[float(h.get("train/loss", math.nan)) for h in hist],
-                color=colors.get(str(j.kl)),
+                color=colors[j.label],
                 linestyle=styles[(j.seed or 0) % len(styles)],
             )
         )
@@ -56,15 +58,16 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
         figures.loss_curves(_curves(jobs), "loss per epoch of every run: validation (solid), training (dashed); dot: minimal validation loss"),
     )
 
-    best: dict[tuple[str, int], Job] = {}
+    best: dict[tuple[str, int], Job] = {}  # (label, latent dim) -> the row's best run
     for j in jobs:
         if j.ok and math.isfinite(j.value("val_loss_min")):
-            key = (str(j.kl), int(j.latent_dim))
+            key = (j.label, int(j.latent_dim))
             if key not in best or j.value("val_loss_min") < best[key].value("val_loss_min"):
                 best[key] = j
     data_cache: dict[tuple, Any] = {}
     recon_rows, originals = [], None
-    for (kl, dim), job in sorted(best.items(), key=lambda kv: (kv[0][1], KL_ORDER.get(kv[0][0], 9))):
+    for (label, dim), job in sorted(best.items(), key=lambda kv: (kv[0][1], kv[1].family, KL_ORDER.get(str(kv[1].kl), 9))):
+        stem = label.replace(" ", "_")
         try:
             module = load_module(best_checkpoint(job.dir))
             settings = run_data_settings(job.dir)
@@ -76,15 +79,15 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
             print(f"warning: no latent/reconstruction figures for {job.dir}: {err}", file=sys.stderr, flush=True)
             continue
         x, labels = dm.splits["test"], dm.labels["test"]
-        title = f"{kl} penalty, latent dim {dim}, seed {job.seed} (best of its row), test set"
+        title = f"{label} penalty, latent dim {dim}, seed {job.seed} (best of its row), test set"
         if dim == 2:
-            save(f"latent_plane_d2_{kl}", figures.latent_plane(module.vae, x, labels, title))
+            save(f"latent_plane_d2_{stem}", figures.latent_plane(module.vae, x, labels, title))
         elif dim == 1:
-            save(f"latent_line_d1_{kl}", figures.latent_line(module.vae, x, labels, title))
+            save(f"latent_line_d1_{stem}", figures.latent_line(module.vae, x, labels, title))
         if originals is None:
             originals = x[:12]
         with torch.no_grad():
-            recon_rows.append((f"{kl} d={dim}", figures.reconstruct(module.vae, originals)))
+            recon_rows.append((f"{label} d={dim}", figures.reconstruct(module.vae, originals)))
     if originals is not None:
         save("reconstructions", figures.reconstructions(originals, recon_rows, "test images and reconstructions (decoded means at m)"))
     return written

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.report.collect import Job
-from vaelab.vae.loss import KL_FORMS
+from vaelab.vae.choices import KL_FORMS
 
 # rows in the order the losses are defined (eq. 3 first), unknown forms last
 KL_ORDER = {kl: i for i, kl in enumerate(KL_FORMS)}
@@ -34,14 +34,20 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """One row per (kl form, latent dim) with mean and std over the completed seeds."""
-    groups: dict[tuple[str, int], list[Job]] = {}
+    """One row per (data set, network, kl form, latent dim) with mean and std over the completed
+    seeds; MNIST and the MLP of the derivation report first."""
+    groups: dict[tuple[str, str, str, int], list[Job]] = {}
     for job in jobs:
-        groups.setdefault((str(job.kl), int(job.latent_dim) if job.latent_dim is not None else -1), []).append(job)
+        groups.setdefault((job.dataset, job.arch, str(job.kl), int(job.latent_dim) if job.latent_dim is not None else -1), []).append(job)
     rows = []
-    for (kl, dim), members in sorted(groups.items(), key=lambda kv: (KL_ORDER.get(kv[0][0], 9), kv[0][0], kv[0][1])):
+
+    def order(key: tuple[str, str, str, int]) -> tuple[Any, ...]:
+        data, arch, kl, dim = key
+        return (data != "mnist", data, arch != "mlp", arch, KL_ORDER.get(kl, 9), kl, dim)
+
+    for (data, arch, kl, dim), members in sorted(groups.items(), key=lambda kv: order(kv[0])):
         done = [j for j in members if j.ok]
-        row: dict[str, Any] = {"kl": kl, "latent_dim": dim if dim >= 0 else "unknown"}
+        row: dict[str, Any] = {"data": data, "model": arch, "kl": kl, "latent_dim": dim if dim >= 0 else "unknown"}
         for stem, key, _ in SUMMARISED:
             row[f"{stem}_mean"], row[f"{stem}_std"] = _mean_std([j.value(key) for j in done])
         ks = sorted({int(j.evaluation["k"]) for j in done if "k" in j.evaluation})
@@ -66,6 +72,8 @@ def run_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
         row = {
             "sweep": j.sweep.name,
             "job": j.name,
+            "data": j.dataset,
+            "model": j.arch,
             "kl": j.kl,
             "latent_dim": j.latent_dim,
             "seed": j.seed,
@@ -100,16 +108,23 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def headline(rows: Sequence[dict[str, Any]]) -> str:
-    """The derivation report's sentence, filled in from the paper-penalty rows (or the first kl form)."""
-    kls = [r["kl"] for r in rows]
-    kl = "paper" if "paper" in kls else (kls[0] if kls else None)
-    picked = [r for r in rows if r["kl"] == kl and r["latent_dim"] in (1, 2)]
+    """The derivation report's sentence, filled in from the paper-penalty rows (or the first kl form)
+    of the first network and data set (the report's MLP on MNIST when present)."""
+    if not rows:
+        return ""
+    data, arch = rows[0]["data"], rows[0]["model"]
+    ours = [r for r in rows if (r["data"], r["model"]) == (data, arch)]
+    kls = [r["kl"] for r in ours]
+    kl = "paper" if "paper" in kls else kls[0]
+    picked = [r for r in ours if r["kl"] == kl and r["latent_dim"] in (1, 2)]
     if not picked:
         return ""
+    others = len({(r["data"], r["model"]) for r in rows}) > 1
+    what = f"{kl} penalty" + (f", {arch} network on {data}" if others or (data, arch) != ("mnist", "mlp") else "")
     values = " and ".join(f"**{_fmt(r['val_loss_min_mean'], r['val_loss_min_std'])}**" for r in picked)
     dims = " and ".join(str(r["latent_dim"]) for r in picked)
     seeds = "/".join(str(r["n_seeds"]) for r in picked)
-    text = f"The minimal loss of the validation set is {values} for hidden (latent) dimension {dims} ({kl} penalty, nats per image, mean ± std over {seeds} seeds)."
+    text = f"The minimal loss of the validation set is {values} for hidden (latent) dimension {dims} ({what}, nats per image, mean ± std over {seeds} seeds)."
     unconverged = sum(r["n_not_converged"] for r in picked)
     if unconverged:
         runs = sum(r["n_seeds"] for r in picked)
@@ -123,7 +138,9 @@ def headline(rows: Sequence[dict[str, Any]]) -> str:
 def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
     """The table as Markdown, with the headline sentence and where the numbers came from."""
     iw_k = ",".join(sorted({r["iw_k"] for r in rows if r["iw_k"]})) or "–"
-    header = ["kl form", "latent dim"] + [h if s != "test_iw_nll" else f"{h} (k={iw_k})" for s, _, h in SUMMARISED] + ["seeds"]
+    # data set and network columns only when the rows differ in them (the headline names a lone one)
+    split = [key for key in ("data", "model") if len({r[key] for r in rows}) > 1]
+    header = [*split, "kl form", "latent dim"] + [h if s != "test_iw_nll" else f"{h} (k={iw_k})" for s, _, h in SUMMARISED] + ["seeds"]
     lines = [
         "# Minimal validation loss, nats per image",
         "",
@@ -133,7 +150,7 @@ def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
         "|" + "|".join("---" for _ in header) + "|",
     ]
     for r in rows:
-        cells = [str(r["kl"]), str(r["latent_dim"])]
+        cells = [*(str(r[key]) for key in split), str(r["kl"]), str(r["latent_dim"])]
         for stem, _, _ in SUMMARISED:
             digits = 1 if stem in ("val_loss_min_epoch", "wall_time_s") else 2
             cell = _fmt(r[f"{stem}_mean"], r[f"{stem}_std"], digits)

@@ -54,7 +54,8 @@ def log_wandb(
     table = wandb.Table(columns=columns, data=[[r[c] if not isinstance(r[c], float) or math.isfinite(r[c]) else None for c in columns] for r in rows])
     run.log({"val_loss_table": table, **{f"figures/{k}": wandb.Image(str(p)) for k, p in pngs.items()}})
     for r in rows:
-        run.summary[f"val_loss_min/{r['kl']}_d{r['latent_dim']}"] = r["val_loss_min_mean"]
+        family = "" if (r["data"], r["model"]) == ("mnist", "mlp") else f"{r['model']}_{r['data']}_"
+        run.summary[f"val_loss_min/{family}{r['kl']}_d{r['latent_dim']}"] = r["val_loss_min_mean"]
     run_dir = run.dir
     run.finish()
     return run_dir

@@ -6,7 +6,8 @@
   same settings: every key that shapes the numbers must match what ``run_info.json`` recorded.
 - In a multirun resumed with ``resume=true``, a finished job is kept as it is, an interrupted one
   continues from its ``last.ckpt``, and one that never started (or failed before its first
-  checkpoint) starts fresh.
+  checkpoint) starts fresh. A single run killed before its first checkpoint also starts over with
+  ``resume=true``: a user resumes every interrupted run the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vaelab.errors import UserError
-from vaelab.runs.layout import CHECKPOINTS, COMPLETED, LAST_CKPT, METRICS, RUN_INFO, STATUS, read_json
+from vaelab.runs.layout import CHECKPOINTS, COMPLETED, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, read_json
 
 LOCK = ".lock"
 # config keys that shape a run's numbers: resume=true refuses any change of them
@@ -150,4 +151,7 @@ def _decide(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool)
         return "resume"
     if multirun:
         return "fresh"  # a job of the sweep that never reached its first checkpoint
+    if status in (RUNNING, INTERRUPTED):  # this run was stopped before its first checkpoint: nothing to continue
+        print(f"{out_dir} was stopped (status {status}) before its first checkpoint: starting it from epoch 1", flush=True)
+        return "fresh"
     raise UserError(f"resume=true but {last} does not exist: pass {key}=<the run dir to resume> (or hydra.sweep.dir for a multirun)")

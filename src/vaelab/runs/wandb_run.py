@@ -110,6 +110,23 @@ def finish(failed: bool) -> None:
                 )
 
 
+def update_summary(loggers: Iterable[Any], values: dict[str, Any], interrupted: bool) -> None:
+    """Write the run's end-of-run numbers into the W&B summary of every W&B logger. On a run a
+    signal interrupted, the service may be gone already (SLURM signals every process of a job):
+    then the summary is skipped with a warning, and the resumed run writes it."""
+    for logger in loggers:
+        if not (hasattr(logger, "experiment") and hasattr(logger.experiment, "summary")):
+            continue
+        try:
+            logger.experiment.summary.update(values)
+        except ConnectionError as exc:
+            if not interrupted:
+                raise
+            print(
+                f"warning: W&B summary not written ({type(exc).__name__}: {exc}): the signal stopped W&B's service too", file=sys.stderr, flush=True
+            )
+
+
 # ------------------------------------------------------------------------------------ the group
 def group_name(mode: Any, sweep_dir: str, tag: str, date: str) -> str:
     """The W&B group of a job: a multirun's jobs share one, named after the sweep folder; a single

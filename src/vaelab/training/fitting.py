@@ -4,6 +4,7 @@ whether a signal ended the fit (so the run can be recorded as interrupted and re
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 
@@ -32,4 +33,15 @@ def fit_or_interrupt(trainer: Any, module: Any, datamodule: Any, ckpt_path: str 
         if trainer.state.status != TrainerStatus.INTERRUPTED:
             raise
         return "SIGTERM" if isinstance(exc, SIGTERMException) else "SIGINT"
+    except ConnectionError as exc:
+        # SLURM signals every process of a job: its SIGTERM (requeue, preemption, time limit) also
+        # stops the W&B service process, and the logger's next call fails. The signal is the cause.
+        if not trainer.received_sigterm:
+            raise
+        print(
+            f"warning: the SIGTERM also stopped W&B's service ({type(exc).__name__}: {exc}); this session's last rows may be missing from W&B",
+            file=sys.stderr,
+            flush=True,
+        )
+        return "SIGTERM"
     return None

@@ -64,6 +64,6 @@ def job_threads(launcher: Any) -> int | None:
         cores = usable_cores()
         jobs = cores if n_jobs < 0 else min(n_jobs, cores)
         return max(1, cores // max(1, jobs))
-    if "submitit" in target and get("cpus_per_task", None):
+    if get("cpus_per_task", None):  # submitit's launchers (and ours built on its SLURM one)
         return int(get("cpus_per_task"))
     return None

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
+from vaelab.vae.choices import ARCH_NAMES, Arch  # noqa: F401  (re-exported: one definition)
 from vaelab.vae.conv import ConvVAE
 from vaelab.vae.model import VAE, GaussianVAE
 
-Arch = Literal["mlp", "conv"]
-
 # name -> class; every class takes (latent_dim, hidden, log_scale_max) and has the VAE interface
 ARCHS: dict[str, type[GaussianVAE]] = {"mlp": VAE, "conv": ConvVAE}
-ARCH_NAMES: tuple[str, ...] = tuple(ARCHS)
+assert tuple(ARCHS) == ARCH_NAMES, "vaelab.vae.choices.ARCH_NAMES must list exactly the classes of ARCHS"
 
 
 def build_vae(arch: str, latent_dim: int, hidden: Sequence[int], log_scale_max: float) -> GaussianVAE:

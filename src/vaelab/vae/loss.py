@@ -11,17 +11,12 @@ the noise scale, and eq. 2 samples ``c = m + exp(σ) · e`` with ``e ~ N(0, I)``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-KlForm = Literal["paper", "analytic"]
-ReconForm = Literal["bce", "mse"]
-
-KL_FORMS: tuple[str, ...] = ("paper", "analytic")
-RECON_FORMS: tuple[str, ...] = ("bce", "mse")
+from vaelab.vae.choices import KL_FORMS, RECON_FORMS, KlForm, ReconForm  # noqa: F401  (re-exported: one definition)
 
 
 def paper_penalty(m: Tensor, log_scale: Tensor) -> Tensor:

@@ -1,0 +1,1 @@
+"""vaelab's Hydra launcher plugin (see slurm.py)."""
