@@ -199,8 +199,8 @@ SlurmdTimeout=60
 # SLURM_RESTART_COUNT=1, 2, ... in its environment.
 JobRequeue=1
 # A requeued job is held (Reason=BeginTime) for the job credential lifetime, 120 s by default;
-# 30 s is plenty to launch a step on this machine and makes requeue tests ~4x faster.
-AuthInfo=cred_expire=30
+# 10 s is plenty to launch a step on this machine and makes the requeue test ~2 minutes faster.
+AuthInfo=cred_expire=10
 # A requeued job becoming eligible again is no scheduling event: it waits for the periodic
 # scheduler pass (main: 60 s, backfill: 30 s by default). One node, a few jobs: pass often.
 SchedulerParameters=sched_interval=5,bf_interval=5

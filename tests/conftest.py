@@ -108,6 +108,21 @@ def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout:
     return subprocess.CompletedProcess(run.args, run.returncode, out, err)
 
 
+def run_script(script: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run ``python <script> args...`` from the repo root like a user would; returns the finished process.
+    ``env`` is the whole environment (default: this one)."""
+    full_env = dict(os.environ if env is None else env)
+    if not FORK:
+        return subprocess.run([sys.executable, str(script), *args], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    run = _fork_server().start(None, list(args), full_env, REPO, capture=True, script=script)
+    try:
+        out, err = run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        raise
+    return subprocess.CompletedProcess(run.args, run.returncode, out, err)
+
+
 def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: object):
     """Start ``python -m vaelab.train args...`` like a user would and return once ``path`` exists
     (or the process ended, or ``timeout`` passed): the moment to kill or signal it mid-run.

@@ -1,5 +1,5 @@
 """A fork server for the tests' command-line runs: ``python -m vaelab.<entry> args`` as a user runs
-it, without the ~9 s this VM spends importing torch, torchvision (through torchmetrics), Lightning
+it (or ``python scripts/<name>.py args``), without the ~9 s this VM spends importing torch, torchvision (through torchmetrics), Lightning
 and Hydra in every fresh interpreter (most of the suite's time went there).
 
 The server imports those libraries once (never ``vaelab``, never a torch op: no threads, no
@@ -15,6 +15,7 @@ start real processes; ``VAELAB_TEST_FORK=0`` makes every run a real process agai
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ def serve(path: str) -> None:
                 listener.close()
                 for other in [*waiting.values(), conn]:
                     other.close()
-                _run(json.loads(message), fds)  # ends the child's interpreter (SystemExit or exception)
+                _run(json.loads(message), fds)  # never returns: the child ends in os._exit
             for fd in fds:
                 os.close(fd)
             conn.sendall(f"{pid}\n".encode())
@@ -80,10 +82,52 @@ def _run(request: dict[str, Any], fds: list[int]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    sys.path[0] = request["cwd"]  # what -m puts first on the path
-    sys.argv = [request["module"], *request["args"]]
-    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
-    raise SystemExit(0)
+    script = request.get("script")
+    # what `python -m` (the working dir) or `python script.py` (the script's dir) puts first on the path
+    sys.path[0] = str(Path(script).resolve().parent) if script else request["cwd"]
+    sys.argv = [script or request["module"], *request["args"]]
+    code = 0
+    try:
+        if script:
+            runpy.run_path(script, run_name="__main__")
+        else:
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except KeyboardInterrupt:  # the interpreter prints it and dies by SIGINT
+        traceback.print_exc()
+        code = -signal.SIGINT
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    _end(code)
+
+
+def _exit_code(code: object) -> int:
+    """What ``sys.exit(code)`` makes the process's exit status."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _end(code: int) -> None:
+    """End the child as the interpreter does (non-daemon threads joined, atexit handlers run, stdio
+    flushed), but without its module teardown: in a forked child that teardown touches every
+    inherited object, copy-on-write copies the whole heap, and it takes ~2.5 s per run here."""
+    threading._shutdown()  # type: ignore[attr-defined]  (what the interpreter calls first at exit)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing left to write to
+            pass
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(code)
 
 
 class ForkedRun:
@@ -145,8 +189,11 @@ class ForkServer:
         if ready != "ready":
             raise RuntimeError(f"the fork server did not start (it said {ready!r})")
 
-    def start(self, module: str, args: list[str], env: dict[str, str], cwd: Path, capture: bool, text: bool = True) -> ForkedRun:
-        """Fork ``python -m module args``; with ``capture`` its stdout/stderr are kept, else dropped."""
+    def start(
+        self, module: str | None, args: list[str], env: dict[str, str], cwd: Path, capture: bool, text: bool = True, script: Path | None = None
+    ) -> ForkedRun:
+        """Fork ``python -m module args`` (or ``python script args``); with ``capture`` its
+        stdout/stderr are kept, else dropped."""
         import tempfile
 
         devnull = open(os.devnull, "r+b")  # noqa: SIM115  (closed below: the child has its own copy)
@@ -154,10 +201,11 @@ class ForkServer:
         fds = [devnull.fileno(), (out or devnull).fileno(), (err or devnull).fileno()]
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(self.path)
-        request = {"module": module, "args": list(args), "env": dict(env), "cwd": str(cwd)}
+        request = {"module": module, "script": str(script) if script else None, "args": list(args), "env": dict(env), "cwd": str(cwd)}
         socket.send_fds(conn, [json.dumps(request).encode()], fds)
         devnull.close()
-        return ForkedRun(conn, [sys.executable, "-m", module, *args], out, err, text)
+        command = [str(script)] if script else ["-m", str(module)]
+        return ForkedRun(conn, [sys.executable, *command, *args], out, err, text)
 
     def close(self) -> None:
         self.proc.kill()

@@ -21,9 +21,13 @@ def test_reproduce_quick(tiny_root: Path, tmp_path: Path) -> None:
         "VAELAB_REPRODUCE_DIR": str(out),
         "WANDB_MODE": "offline",
         "WANDB_SILENT": "true",
+        # the sequential launcher: half the processes (each imports torch and Lightning) of the default
+        # joblib one, whose sweeps tests/test_launchers.py runs
+        "VAELAB_LAUNCHER": "basic",
     }
     proc = subprocess.run([str(REPO / "scripts" / "reproduce.sh"), "--quick"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "launcher: basic" in proc.stdout
     # progress: which job, epoch, val/loss
     assert "[ld=1 seed=0 kl=paper] epoch 2/2" in proc.stdout and "[ld=2 seed=0 kl=analytic] epoch 2/2" in proc.stdout
     for kl in ("paper", "analytic"):

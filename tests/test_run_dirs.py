@@ -66,7 +66,7 @@ def test_resume_refuses_other_settings(tiny_root: Path, tmp_path: Path) -> None:
 
 
 def test_an_interrupted_sweep_resumes_to_the_uninterrupted_numbers(tiny_root: Path, tmp_path: Path) -> None:
-    sweep = ["-m", f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=12", "seed=1,2,3"]
+    sweep = ["-m", f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=6", "seed=1,2,3"]
     whole = tmp_path / "whole"
     proc = run_cli("vaelab.train", *sweep, f"hydra.sweep.dir={whole}")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -8,35 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, run_script
 
 
 def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
     env = {k: v for k, v in os.environ.items() if k != "VAELAB_DATA_ROOT"}
     env["PYTHONPATH"] = str(REPO / "src")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "benchmark.py"),
-            "--rounds",
-            "1",
-            "--steps",
-            "6",
-            "--skip",
-            "2",
-            "--c-steps",
-            "3",
-            "--epochs",
-            "0",
-            "--threads",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=REPO,
-        env=env,
-    )
+    args = ["--rounds", "1", "--steps", "6", "--skip", "2", "--c-steps", "3", "--epochs", "0", "--threads", "1"]
+    proc = run_script(REPO / "scripts" / "benchmark.py", *args, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "SYNTHETIC" in out  # no real MNIST given: it says the figures are on synthetic images
@@ -62,13 +41,7 @@ def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
 
 
 def test_compile_probe_prints_both_rates() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "compile_probe.py"), "--rounds", "1", "--steps", "3"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=REPO,
-    )
+    proc = run_script(REPO / "scripts" / "compile_probe.py", "--rounds", "1", "--steps", "3")
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("round 1:"))
     eager, compiled, ratio = (float(x) for x in re.findall(r"(\d+(?:\.\d+)?)(?= img/s|$)", line))
