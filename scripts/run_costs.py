@@ -35,7 +35,7 @@ VARIANTS = {
         "logger=wandb",
         *NO_CHECKPOINTS,
         "~callbacks.early_stopping",
-        "trainer.limit_val_batches=0",
+        "+trainer.limit_val_batches=0",
     ],
 }
 

@@ -60,7 +60,15 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # overrides that make a training run take a couple of seconds on tiny data
-TINY = ["data.val_size=100", "data.batch_size=50", "data.eval_batch_size=100", "trainer.max_epochs=2", "trainer.accelerator=cpu", "model.hidden=[32]"]
+TINY = [
+    "print_config=false",
+    "data.val_size=100",
+    "data.batch_size=50",
+    "data.eval_batch_size=100",
+    "trainer.max_epochs=2",
+    "trainer.accelerator=cpu",
+    "model.hidden=[32]",
+]
 
 # the numbers a run's metrics.json reports, without its wall time, paths and commit: RESULT_KEYS,
 # one definition in the run-dir contract (vaelab.runs.layout)

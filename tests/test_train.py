@@ -93,3 +93,17 @@ def test_history_is_whole_when_the_best_epoch_is_not_the_last(tiny_root, tmp_pat
     assert metrics["val_loss_min_epoch"] == 2  # the case under test: best epoch before the last
     assert metrics["epochs"] == 3 and [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
     assert metrics["val_loss_min"] == min(row["val/loss"] for row in metrics["history"])
+
+
+def test_the_resolved_config_is_printed_as_a_tree_by_default(tiny_root, tmp_path):
+    args = [f"data.root={tiny_root}", *(a for a in TINY if not a.startswith("print_config=")), "logger=none", "debug=fast_dev_run"]
+    shown = run_cli("vaelab.train", *args, "model.latent_dim=3", f"hydra.run.dir={tmp_path / 'shown'}")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    lines = shown.stdout.splitlines()
+    start = lines.index("config (resolved)")
+    branches = [ln[4:] for ln in lines[start:] if ln.startswith(("├── ", "└── "))]
+    assert branches[:6] == ["data", "model", "trainer", "callbacks", "logger: null", "paths"]  # logger=none: a leaf
+    assert f"│       root: {tiny_root}" in lines and "│       latent_dim: 3" in lines  # resolved values, overrides applied
+    assert "seed: 0" in branches and "print_config: true" in branches
+    quiet = run_cli("vaelab.train", *args, "print_config=false", f"hydra.run.dir={tmp_path / 'quiet'}")
+    assert quiet.returncode == 0 and "config (resolved)" not in quiet.stdout

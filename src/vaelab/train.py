@@ -20,9 +20,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.config import resolvers
+from vaelab.config.printing import print_config_tree
 from vaelab.config.validate import check_ddp_launch, check_overrides, exit_with, is_multirun, validate
 from vaelab.errors import RunInterrupted, UserError
-from vaelab.runs.claim import claim
+from vaelab.runs.claim import claim, process_rank
 from vaelab.runs.layout import (
     CHECKPOINTS,
     COMPLETED,
@@ -203,6 +204,8 @@ def run(cfg: DictConfig) -> float | None:
             return kept.get("val_loss_min")
         if taken.action == "resume":
             print(f"resuming {out_dir} from {out_dir / CHECKPOINTS / LAST_CKPT}", flush=True)
+        if cfg.get("print_config") and process_rank() == 0:
+            print_config_tree(cfg)
         write_json(status, {"status": RUNNING})
         metrics = train(cfg, resume=taken.action == "resume")
         failed = False

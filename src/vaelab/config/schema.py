@@ -69,6 +69,7 @@ class RunSchema(_Section):
     # numpy seeds must be in [0, 2**32): a negative seed would fail deep inside Lightning
     seed: Annotated[StrictInt, Field(ge=0, lt=2**32)] | None = rule("an integer in [0, 2**32)", "seed=0")
     resume: StrictBool | None = rule("true or false", "resume=true")
+    print_config: StrictBool | None = rule("true or false", "print_config=false")
     threads: PositiveInt | None = rule("null or an integer >= 1", "threads=1")
     model: ModelSchema | None = None
     data: DataSchema | None = None
