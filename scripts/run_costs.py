@@ -1,22 +1,23 @@
-"""What each part of a training run costs: validation every epoch, checkpointing, image panels,
-W&B, and the k=100 evaluation of the best checkpoint, in seconds per run of the paper setting.
+"""What each part of a training run costs: the training steps, validation every epoch,
+checkpointing, image panels, the other callbacks and logging, start-up, and the k=100 evaluation
+of the best checkpoint, in seconds per run of the paper setting.
 
-Runs the real CLI (``experiment=paper``, d=2, real MNIST from ``VAELAB_DATA_ROOT`` when it holds
-it) for ``--epochs`` epochs in several variants, each leaving one part out, alternating the
-variants over ``--rounds`` rounds. It prints the median wall time of each variant and the
-difference to the full run, per epoch and per run of ``--run-epochs`` epochs (the reproduction's
-mean). Then it times ``vaelab.evaluate k=100`` on one best checkpoint. It prints figures and
-asserts nothing.
+One real training run through the CLI (``experiment=paper``, d=2, real MNIST from
+``VAELAB_DATA_ROOT`` when it holds it, W&B offline as in the reproduction) under Lightning's
+``SimpleProfiler``, which times every hook and loop step inside the process. Timing variants of
+whole runs against each other (the earlier version of this script) could not resolve parts of a
+few percent: this VM's speed drifts by 10-15% from one run to the next. The profiler's totals are
+grouped into the parts above and scaled to a run of ``--run-epochs`` epochs (the reproduction's
+mean); start-up is the process's wall time less the profiled fit. Then ``vaelab.evaluate k=100``
+is timed on the run's best checkpoint. It prints figures and asserts nothing.
 
-    python scripts/run_costs.py [--epochs 4] [--rounds 2] [--run-epochs 90] [--threads 2]
+    python scripts/run_costs.py [--epochs 10] [--run-epochs 80] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,68 +25,81 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NO_CHECKPOINTS = ["~callbacks.model_checkpoint", "~callbacks.last_checkpoint"]
-VARIANTS = {
-    "full run (validation, checkpoints, images every 5 epochs, W&B offline)": ["logger=wandb"],
-    "without W&B (logger=none)": ["logger=none"],
-    "without image panels": ["logger=wandb", "callbacks.images.every_n_epochs=0"],
-    "image panels every epoch": ["logger=wandb", "callbacks.images.every_n_epochs=1"],
-    "without checkpoints": ["logger=wandb", *NO_CHECKPOINTS],
-    "without validation (and so no checkpoints, no early stopping)": [
-        "logger=wandb",
-        *NO_CHECKPOINTS,
-        "~callbacks.early_stopping",
-        "+trainer.limit_val_batches=0",
-    ],
-}
+# part -> how to recognise its rows in the profiler's report (first match wins; nested rows that
+# would count twice, e.g. optimizer_step inside training_step, are left out)
+NESTED = ("on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad", "optimizer_step")
+PARTS = (
+    # hooks of each Adam step run inside training_step (manual optimisation): already in its total
+    ("(per-step hooks, inside the training steps)", lambda a: a.rsplit(".", 1)[-1] in NESTED or a == "optimizer_step"),
+    ("training steps (forward, backward, Adam)", lambda a: a.endswith(".training_step")),
+    ("validation (10,000 images every epoch)", lambda a: a.endswith(".validation_step")),
+    ("checkpoints (best and last.ckpt, every epoch)", lambda a: a == "save_checkpoint"),
+    ("image panels (every 5 epochs)", lambda a: a.startswith("[Callback]ImageLogger.")),
+    ("batches (the tensor data path)", lambda a: a.endswith("_dataloader_next")),
+    ("other callbacks and hooks", lambda a: a.startswith(("[Callback]", "[LightningModule]", "[LightningDataModule]"))),
+)
 
 
-def run(overrides: list[str], out: Path, env: dict[str, str]) -> float:
-    """Wall time of one training run through the CLI (fails loudly if it fails)."""
-    cmd = [sys.executable, "-m", "vaelab.train", "experiment=paper", "model.latent_dim=2", f"hydra.run.dir={out}", *overrides]
+def profile_rows(report: Path) -> dict[str, float]:
+    """{action: total seconds} from SimpleProfiler's table (``| action | mean | calls | total | % |``)."""
+    rows: dict[str, float] = {}
+    for line in report.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and cells[0] not in ("Action", "Total"):
+            try:
+                rows[cells[0]] = float(cells[3])
+            except ValueError:
+                continue
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=10, help="epochs of the profiled run (10 holds two image epochs)")
+    p.add_argument("--run-epochs", type=float, default=80.0, help="epochs of a reproduction run, to scale the per-epoch parts")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    args = p.parse_args()
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    threads = [f"threads={args.threads}"] if args.threads else []
+    tmp = Path(tempfile.mkdtemp(prefix="vaelab_costs_"))
+    run_dir = tmp / "run"
+    print(f"run costs: experiment=paper d=2, {args.epochs} epochs profiled, {os.cpu_count()} cores, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)  # fmt: skip
+    cmd = [
+        sys.executable, "-m", "vaelab.train", "experiment=paper", "model.latent_dim=2", "trainer.accelerator=cpu", "print_config=false",
+        f"trainer.max_epochs={args.epochs}", "+trainer.profiler._target_=pytorch_lightning.profilers.SimpleProfiler",
+        f"+trainer.profiler.dirpath={tmp}", "+trainer.profiler.filename=profile", f"hydra.run.dir={run_dir}", *threads,
+    ]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return wall
+    report = tmp / "fit-profile.txt"  # Lightning writes <stage>-<filename>.txt; the test stage has its own
+    rows = profile_rows(report)
+    parts = {name: 0.0 for name, _ in PARTS}
+    for action, total in rows.items():
+        name = next((n for n, match in PARTS if match(action)), None)
+        if name is not None:
+            parts[name] += total
+    fit = sum(total for name, total in parts.items() if not name.startswith("("))
+    scale = args.run_epochs / args.epochs
+    print(f"{'part':48s} {'s per epoch':>11s} {f's per {args.run_epochs:.0f}-epoch run':>20s} {'share':>6s}")
+    for name, total in parts.items():
+        print(f"{name:48s} {total / args.epochs:11.3f} {total * scale:20.1f} {100 * total / fit:5.1f}%")
+    print(f"{'start-up (imports, data, W&B service), once':48s} {'':11s} {wall - fit:20.1f}")
+    print(f"(profiled parts: {fit:.1f} s of the {wall:.1f} s wall time; report {report})")
 
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=4, help="epochs per timed run")
-    p.add_argument("--rounds", type=int, default=2, help="rounds over all variants (median taken)")
-    p.add_argument("--run-epochs", type=float, default=90.0, help="epochs of a reproduction run, to scale per-epoch costs")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    args = p.parse_args()
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
-    common = [f"trainer.max_epochs={args.epochs}", "trainer.accelerator=cpu", *([f"threads={args.threads}"] if args.threads else [])]
-    tmp = Path(tempfile.mkdtemp(prefix="vaelab_costs_"))
-    print(f"run costs: experiment=paper d=2, {args.epochs} epochs per run, {args.rounds} rounds, {os.cpu_count()} cores, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)  # fmt: skip
-    walls: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for r in range(args.rounds):
-        for i, (name, extra) in enumerate(VARIANTS.items()):
-            walls[name].append(run([*common, *extra], tmp / f"r{r}_v{i}", env))
-    full = statistics.median(walls[next(iter(VARIANTS))])
-    print(f"{'variant':66s} {'median s':>9s} {'vs full, s/epoch':>17s} {f'per {args.run_epochs:.0f}-epoch run, s':>22s}")
-    for name, values in walls.items():
-        med = statistics.median(values)
-        per_epoch = (full - med) / args.epochs
-        print(f"{name:66s} {med:9.1f} {per_epoch:17.3f} {per_epoch * args.run_epochs:22.1f}")
-    print("(a positive difference is what the left-out part costs; 'every epoch' is negative: the extra cost of 4 more panels per 5 epochs)")
-
-    metrics = json.loads((tmp / "r0_v0" / "metrics.json").read_text())
+    best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "vaelab.evaluate", f"ckpt_path={metrics['best_ckpt']}", "k=100", f"out={tmp / 'eval.json'}",
-         *([f"threads={args.threads}"] if args.threads else [])],
+        [sys.executable, "-m", "vaelab.evaluate", f"ckpt_path={best}", "k=100", f"out={tmp / 'eval.json'}", *threads],
         cwd=REPO, env=env, capture_output=True, text=True,
     )  # fmt: skip
     if proc.returncode != 0:
         sys.exit(f"error: vaelab.evaluate failed:\n{proc.stderr[-3000:]}")
-    print(f"vaelab.evaluate k=100 on one best checkpoint (10,000 test images): {time.perf_counter() - t0:.1f} s")
+    print(f"{'vaelab.evaluate k=100, best checkpoint, once':48s} {'':11s} {time.perf_counter() - t0:20.1f}")
 
 
 if __name__ == "__main__":
