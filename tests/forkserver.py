@@ -69,7 +69,10 @@ def serve(path: str) -> None:
                 break
             conn = waiting.pop(pid, None)
             if conn is not None:
-                conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                try:
+                    conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                except OSError:  # the test that started the run is gone: nobody to tell
+                    pass
                 conn.close()
 
 
@@ -135,26 +138,31 @@ class ForkedRun:
     to temporary files (or /dev/null), read by :meth:`communicate` once the run has ended."""
 
     def __init__(self, conn: socket.socket, args: list[str], out: Any, err: Any, text: bool) -> None:
-        self._conn, self._files = conn.makefile("r"), (out, err)
+        self._conn, self._files = conn, (out, err)
         self.args, self.text, self.returncode = args, text, None
-        self.pid = int(self._files_line())
+        self.pid = int(self._line())
 
-    def _files_line(self) -> str:
-        line = self._conn.readline()
-        if not line:
-            raise RuntimeError("the fork server closed the connection (did it die?)")
-        return line
+    def _line(self) -> str:
+        """One line from the server, read a byte at a time: a buffered reader could swallow the exit
+        line together with the pid line, and select() would then wait for data already read."""
+        data = b""
+        while not data.endswith(b"\n"):
+            byte = self._conn.recv(1)
+            if not byte:
+                raise RuntimeError("the fork server closed the connection (did it die?)")
+            data += byte
+        return data.decode()
 
     def poll(self) -> int | None:
         if self.returncode is None and select.select([self._conn], [], [], 0)[0]:
-            self.returncode = int(self._files_line())
+            self.returncode = int(self._line())
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
             if not select.select([self._conn], [], [], timeout)[0]:
                 raise subprocess.TimeoutExpired(self.args, timeout)
-            self.returncode = int(self._files_line())
+            self.returncode = int(self._line())
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
