@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 NESTED = ("on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad", "optimizer_step")
 PARTS = (
     # hooks of each Adam step run inside training_step (manual optimisation): already in its total
-    ("(per-step hooks, inside the training steps)", lambda a: a.rsplit(".", 1)[-1] in NESTED or a == "optimizer_step"),
+    ("(per-step hooks, inside the training steps)", lambda a: a.rsplit(".", 1)[-1] in NESTED),
     ("training steps (forward, backward, Adam)", lambda a: a.endswith(".training_step")),
     ("validation (10,000 images every epoch)", lambda a: a.endswith(".validation_step")),
     ("checkpoints (best and last.ckpt, every epoch)", lambda a: a == "save_checkpoint"),

@@ -103,32 +103,31 @@ def _env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
 
 
-def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args...`` like a user would; returns the finished process."""
+def _run_to_end(
+    module: str | None, script: Path | None, args: tuple[str, ...], env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess:
+    """``python -m module args`` (or ``python script args``) to its end, forked or as a real process."""
     if not FORK:
-        return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or REPO, env=_env(env), capture_output=True, text=True, timeout=timeout)
-    run = _fork_server().start(module, list(args), _env(env), cwd or REPO, capture=True)
+        command = [str(script)] if script else ["-m", str(module)]
+        return subprocess.run([sys.executable, *command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    run = _fork_server().start(module, list(args), env, cwd, capture=True, script=script)
     try:
         out, err = run.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         run.kill()
         raise
     return subprocess.CompletedProcess(run.args, run.returncode, out, err)
+
+
+def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args...`` like a user would; returns the finished process."""
+    return _run_to_end(module, None, args, _env(env), cwd or REPO, timeout)
 
 
 def run_script(script: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run ``python <script> args...`` from the repo root like a user would; returns the finished process.
     ``env`` is the whole environment (default: this one)."""
-    full_env = dict(os.environ if env is None else env)
-    if not FORK:
-        return subprocess.run([sys.executable, str(script), *args], cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
-    run = _fork_server().start(None, list(args), full_env, REPO, capture=True, script=script)
-    try:
-        out, err = run.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        run.kill()
-        raise
-    return subprocess.CompletedProcess(run.args, run.returncode, out, err)
+    return _run_to_end(None, script, args, dict(os.environ if env is None else env), REPO, timeout)
 
 
 def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: object):

@@ -88,7 +88,7 @@ def test_a_requeued_job_resumes_by_itself(cluster, tiny_root: Path, tmp_path: Pa
     # W&B's service too), so its id is read from its folder name; the second one is read by W&B
     run_files = _runs(sweep / "0")
     rid = (sweep / "0" / "wandb_run_id").read_text().strip()
-    assert len(run_files) == 2 and [f.parent.name.rsplit("-", 1)[1] for f in run_files] == [rid, rid]
+    assert len(run_files) == 2 and wandb_reader.offline_run_ids(sweep / "0") == [rid, rid]
     assert wandb_reader.run_record(run_files[1]).run_id == rid
 
 

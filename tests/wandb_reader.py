@@ -187,6 +187,12 @@ def run_file(run_dir: Path | str) -> Path:
     return files[0]
 
 
+def offline_run_ids(job_dir: Path | str) -> list[str]:
+    """The run ids of a job's offline W&B runs, oldest first, from their folder names
+    (``offline-run-<time>-<id>``): a run file cut short by a kill has no record to read them from."""
+    return [d.name.rsplit("-", 1)[1] for d in sorted(Path(job_dir).glob("wandb/offline-run-*"))]
+
+
 def records(path: Path | str) -> list[dict[str, Any]]:
     """Every record of a run file (or run folder) in order, as ``leet inspect --json`` prints them:
     ``{"num": n, "type": kind, kind: payload}``. Values are as printed ("NaN" stays a string)."""

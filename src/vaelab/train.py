@@ -148,8 +148,9 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     )
     if trainer.is_global_zero:
         write_json(out_dir / METRICS, metrics.to_json())
-        summary = {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics.test_loss, "test/nelbo": metrics.test_nelbo}
-        update_summary(loggers, {**summary, "stop_reason": reason, "epochs": len(history)}, interrupted=bool(signal_name))
+        summary = {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics.test_loss, "test/nelbo": metrics.test_nelbo,
+                   "stop_reason": reason, "epochs": len(history)}  # fmt: skip
+        update_summary(loggers, summary, interrupted=bool(signal_name))
         print(
             f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}",
             flush=True,

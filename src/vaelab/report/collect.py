@@ -38,9 +38,7 @@ class Job:
 
     @property
     def family(self) -> str:
-        """The network and data set where they are not the report's MLP on MNIST ('' for it): part of
-        the labels and file names, so runs of two models never share one."""
-        return "_".join(v for v, default in ((self.arch, "mlp"), (self.dataset, "mnist")) if v != default)
+        return family(self.arch, self.dataset)
 
     @property
     def label(self) -> str:
@@ -68,6 +66,12 @@ class Job:
             return "no metrics.json"
         first = self.error.strip().splitlines()[0] if self.error.strip() else ""
         return f"{self.status}: {first}" if first else self.status
+
+
+def family(arch: str, dataset: str) -> str:
+    """The network and data set where they are not the report's MLP on MNIST ('' for it): part of
+    the labels, file names and W&B keys of a row, so rows of two models never share one."""
+    return "_".join(v for v, default in ((arch, "mlp"), (dataset, "mnist")) if v != default)
 
 
 # Job field -> config key: what tells jobs apart in the table

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vaelab.report.collect import Job
+from vaelab.report.collect import Job, family
 from vaelab.vae.choices import KL_FORMS
 
 # rows in the order the losses are defined (eq. 3 first), unknown forms last
@@ -120,7 +120,7 @@ def headline(rows: Sequence[dict[str, Any]]) -> str:
     if not picked:
         return ""
     others = len({(r["data"], r["model"]) for r in rows}) > 1
-    what = f"{kl} penalty" + (f", {arch} network on {data}" if others or (data, arch) != ("mnist", "mlp") else "")
+    what = f"{kl} penalty" + (f", {arch} network on {data}" if others or family(arch, data) else "")
     values = " and ".join(f"**{_fmt(r['val_loss_min_mean'], r['val_loss_min_std'])}**" for r in picked)
     dims = " and ".join(str(r["latent_dim"]) for r in picked)
     seeds = "/".join(str(r["n_seeds"]) for r in picked)

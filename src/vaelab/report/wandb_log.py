@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError
-from vaelab.report.collect import Job
+from vaelab.report.collect import Job, family
 from vaelab.runs.layout import RUN_INFO, read_json
 
 
@@ -54,8 +54,8 @@ def log_wandb(
     table = wandb.Table(columns=columns, data=[[r[c] if not isinstance(r[c], float) or math.isfinite(r[c]) else None for c in columns] for r in rows])
     run.log({"val_loss_table": table, **{f"figures/{k}": wandb.Image(str(p)) for k, p in pngs.items()}})
     for r in rows:
-        family = "" if (r["data"], r["model"]) == ("mnist", "mlp") else f"{r['model']}_{r['data']}_"
-        run.summary[f"val_loss_min/{family}{r['kl']}_d{r['latent_dim']}"] = r["val_loss_min_mean"]
+        prefix = f"{fam}_" if (fam := family(r["model"], r["data"])) else ""
+        run.summary[f"val_loss_min/{prefix}{r['kl']}_d{r['latent_dim']}"] = r["val_loss_min_mean"]
     run_dir = run.dir
     run.finish()
     return run_dir
