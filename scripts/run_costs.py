@@ -53,6 +53,15 @@ def profile_rows(report: Path) -> dict[str, float]:
     return rows
 
 
+def timed_run(cmd: list[str], env: dict[str, str]) -> float:
+    """Wall time in seconds of ``cmd`` run from the repo root; exits with its stderr if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=10, help="epochs of the profiled run (10 holds two image epochs)")
@@ -71,11 +80,7 @@ def main() -> None:
         f"trainer.max_epochs={args.epochs}", "+trainer.profiler._target_=pytorch_lightning.profilers.SimpleProfiler",
         f"+trainer.profiler.dirpath={tmp}", "+trainer.profiler.filename=profile", f"hydra.run.dir={run_dir}", *threads,
     ]  # fmt: skip
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    wall = timed_run(cmd, env)
     report = tmp / "fit-profile.txt"  # Lightning writes <stage>-<filename>.txt; the test stage has its own
     rows = profile_rows(report)
     parts = {name: 0.0 for name, _ in PARTS}
@@ -92,14 +97,8 @@ def main() -> None:
     print(f"(profiled parts: {fit:.1f} s of the {wall:.1f} s wall time; report {report})")
 
     best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "vaelab.evaluate", f"ckpt_path={best}", "k=100", f"out={tmp / 'eval.json'}", *threads],
-        cwd=REPO, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        sys.exit(f"error: vaelab.evaluate failed:\n{proc.stderr[-3000:]}")
-    print(f"{'vaelab.evaluate k=100, best checkpoint, once':48s} {'':11s} {time.perf_counter() - t0:20.1f}")
+    evaluate = timed_run([sys.executable, "-m", "vaelab.evaluate", f"ckpt_path={best}", "k=100", f"out={tmp / 'eval.json'}", *threads], env)
+    print(f"{'vaelab.evaluate k=100, best checkpoint, once':48s} {'':11s} {evaluate:20.1f}")
 
 
 if __name__ == "__main__":
