@@ -1,9 +1,11 @@
 """Replay Lightning's early-stopping rule over recorded validation curves, for several patience and
 ``min_delta`` values: where each setting would stop, the minimum it would report, and whether that
 minimum comes before the stop (a converged run). Figures behind the choice in
-``src/vaelab/conf/callbacks/default.yaml``.
+``src/vaelab/conf/callbacks/default.yaml``. Then, per curve, the U itself: where the whole run's
+minimum lies, how far the validation loss has risen above it by the end (mean of the last ``--last``
+epochs) and how far the training loss fell meanwhile (nats per image): the README's "how far it rises".
 
-    python scripts/patience_replay.py results/gpu/long_runs/metrics/*.json [--patience 5,10,15,20,30] [--min-delta 0,0.05,0.1]
+    python scripts/patience_replay.py results/long_runs/metrics/*.json [--patience 5,10,15,20,30] [--min-delta 0,0.05,0.1] [--last 10]
 
 Each file is a run's metrics.json (its ``history``); best run long, with early stopping off.
 """
@@ -32,23 +34,44 @@ def replay(values: list[float], patience: int, min_delta: float) -> tuple[int | 
     return None, low, low_epoch
 
 
+def rise_after_minimum(history: list[dict], last: int) -> tuple[float, int, float, float]:
+    """(whole-run minimal val/loss, its 1-based epoch, mean val/loss of the last ``last`` epochs minus
+    that minimum, train/loss at the minimum's epoch minus its mean over the last ``last`` epochs).
+    Both differences are positive for a decoder that overfits: validation up, training down."""
+    values = [float(r["val/loss"]) for r in history]
+    train = [float(r["train/loss"]) for r in history]
+    at = min(range(len(values)), key=values.__getitem__)
+    tail = slice(-last, None)
+    rise = sum(values[tail]) / len(values[tail]) - values[at]
+    fall = train[at] - sum(train[tail]) / len(train[tail])
+    return values[at], at + 1, rise, fall
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("metrics", nargs="+", type=Path, help="metrics.json files")
     p.add_argument("--patience", default="5,10,15,20,30")
     p.add_argument("--min-delta", default="0,0.05,0.1")
+    p.add_argument("--last", type=int, default=10, help="epochs at the end averaged for the rise (default 10)")
     args = p.parse_args()
+    runs = []
     print(f"{'run':28s} {'patience':>8s} {'min_delta':>9s} {'stops at':>8s} {'min':>9s} {'at':>4s} {'vs whole-run min':>16s}  converged")
     for path in args.metrics:
         m = json.loads(path.read_text())
         values = [float(r["val/loss"]) for r in m["history"]]
         whole = min(values)
         name = f"d={m['latent_dim']} seed {m['seed']} ({len(values)} ep)"
+        runs.append((name, m["history"]))
         for patience in map(int, args.patience.split(",")):
             for delta in map(float, args.min_delta.split(",")):
                 stop, low, at = replay(values, patience, delta)
                 ok = "yes" if stop and at < stop else ("no stop" if stop is None else "NO: min at the last epoch")
                 print(f"{name:28s} {patience:8d} {delta:9.2f} {stop if stop else '-':>8} {low:9.3f} {at:4d} {low - whole:+16.3f}  {ok}")
+
+    print(f"\n{'run':28s} {'whole-run min':>13s} {'at':>4s} {'val rise, last ' + str(args.last):>17s} {'train fall':>10s}")
+    for name, history in runs:
+        low, at, rise, fall = rise_after_minimum(history, args.last)
+        print(f"{name:28s} {low:13.3f} {at:4d} {rise:+17.2f} {fall:+10.2f}")
 
 
 if __name__ == "__main__":

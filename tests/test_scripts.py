@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -67,3 +68,25 @@ def test_readme_results_check_fails_on_a_stale_readme(tmp_path: Path) -> None:
     assert readme.read_text().startswith("intro\n<!-- results:begin -->\nThe minimal loss") and readme.read_text().endswith(
         "<!-- results:end -->\nend\n"
     )
+
+
+def test_patience_replay_stops_where_lightning_would_and_measures_the_rise(tmp_path: Path) -> None:
+    """A U-shaped curve: falls to 10.0 at epoch 5, a plateau, a lower 9.0 at epoch 12, then rises to 11.0.
+    Patience 3 stops on the plateau (epoch 8, minimum 10.0 at 5: 1.0 above the whole run's); patience 10
+    reaches the true minimum and stops 10 epochs after it. The U: the last 4 epochs average 11.0, 2.0
+    above the minimum, while the training loss fell from 5.0 at the minimum to 3.0."""
+    val = [14.0, 13.0, 12.0, 11.0, 10.0, 10.5, 10.5, 10.5, 10.5, 10.5, 10.5, 9.0] + [9.5] * 6 + [11.0] * 4
+    train = [20.0] * 11 + [5.0] + [4.0] * 6 + [3.0] * 4
+    history = [{"epoch": i + 1, "val/loss": v, "train/loss": t} for i, (v, t) in enumerate(zip(val, train))]
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"latent_dim": 2, "seed": 7, "history": history}))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "patience_replay.py"), str(path), "--patience", "3,10", "--min-delta", "0", "--last", "4"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("d=2 seed 7")]
+    assert rows[0][5:11] == ["3", "0.00", "8", "10.000", "5", "+1.000"]
+    assert rows[1][5:11] == ["10", "0.00", "22", "9.000", "12", "+0.000"]
+    assert rows[2][5:] == ["9.000", "12", "+2.00", "+2.00"]
