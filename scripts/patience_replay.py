@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 
@@ -34,17 +35,16 @@ def replay(values: list[float], patience: int, min_delta: float) -> tuple[int | 
     return None, low, low_epoch
 
 
-def rise_after_minimum(history: list[dict], last: int) -> tuple[float, int, float, float]:
-    """(whole-run minimal val/loss, its 1-based epoch, mean val/loss of the last ``last`` epochs minus
-    that minimum, train/loss at the minimum's epoch minus its mean over the last ``last`` epochs).
-    Both differences are positive for a decoder that overfits: validation up, training down."""
-    values = [float(r["val/loss"]) for r in history]
-    train = [float(r["train/loss"]) for r in history]
+def rise_after_minimum(values: list[float], train: list[float], last: int) -> tuple[int, float, float]:
+    """(1-based epoch of the whole run's minimal val/loss, mean val/loss of the last ``last`` epochs
+    minus that minimum, train/loss at the minimum's epoch minus its mean over the last ``last``
+    epochs), from per-epoch validation and training losses. Both differences are positive for a
+    decoder that overfits: validation up, training down."""
     at = min(range(len(values)), key=values.__getitem__)
     tail = slice(-last, None)
     rise = sum(values[tail]) / len(values[tail]) - values[at]
     fall = train[at] - sum(train[tail]) / len(train[tail])
-    return values[at], at + 1, rise, fall
+    return at + 1, rise, fall
 
 
 def main() -> None:
@@ -54,14 +54,25 @@ def main() -> None:
     p.add_argument("--min-delta", default="0,0.05,0.1")
     p.add_argument("--last", type=int, default=10, help="epochs at the end averaged for the rise (default 10)")
     args = p.parse_args()
-    runs = []
+    if args.last < 1:
+        p.error(f"--last {args.last}: give the number of final epochs to average, at least 1")
+    rises = []
     print(f"{'run':28s} {'patience':>8s} {'min_delta':>9s} {'stops at':>8s} {'min':>9s} {'at':>4s} {'vs whole-run min':>16s}  converged")
     for path in args.metrics:
-        m = json.loads(path.read_text())
-        values = [float(r["val/loss"]) for r in m["history"]]
+        try:
+            m = json.loads(path.read_text())
+            values = [float(r["val/loss"]) for r in m["history"]]
+            train = [float(r["train/loss"]) for r in m["history"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            sys.exit(
+                f"error: {path}: not a run's metrics.json with a per-epoch history ({type(exc).__name__}: {exc}); give the metrics.json of a finished run"
+            )
+        if not values:
+            sys.exit(f"error: {path}: its history is empty; give the metrics.json of a run that trained at least one epoch")
         whole = min(values)
         name = f"d={m['latent_dim']} seed {m['seed']} ({len(values)} ep)"
-        runs.append((name, m["history"]))
+        at, rise, fall = rise_after_minimum(values, train, args.last)
+        rises.append(f"{name:28s} {whole:13.3f} {at:4d} {rise:+17.2f} {fall:+10.2f}")
         for patience in map(int, args.patience.split(",")):
             for delta in map(float, args.min_delta.split(",")):
                 stop, low, at = replay(values, patience, delta)
@@ -69,9 +80,7 @@ def main() -> None:
                 print(f"{name:28s} {patience:8d} {delta:9.2f} {stop if stop else '-':>8} {low:9.3f} {at:4d} {low - whole:+16.3f}  {ok}")
 
     print(f"\n{'run':28s} {'whole-run min':>13s} {'at':>4s} {'val rise, last ' + str(args.last):>17s} {'train fall':>10s}")
-    for name, history in runs:
-        low, at, rise, fall = rise_after_minimum(history, args.last)
-        print(f"{name:28s} {low:13.3f} {at:4d} {rise:+17.2f} {fall:+10.2f}")
+    print("\n".join(rises))
 
 
 if __name__ == "__main__":

@@ -90,3 +90,13 @@ def test_patience_replay_stops_where_lightning_would_and_measures_the_rise(tmp_p
     assert rows[0][5:11] == ["3", "0.00", "8", "10.000", "5", "+1.000"]
     assert rows[1][5:11] == ["10", "0.00", "22", "9.000", "12", "+0.000"]
     assert rows[2][5:] == ["9.000", "12", "+2.00", "+2.00"]
+
+
+def test_patience_replay_names_a_file_without_history(tmp_path: Path) -> None:
+    """A metrics.json without a per-epoch history is one error line naming the file, exit 1."""
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"latent_dim": 1, "seed": 0}))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "patience_replay.py"), str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"error: {path}: not a run's metrics.json") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
