@@ -2,11 +2,13 @@
 # Reproduce the derivation report's table: "the minimal loss of the validation set is ___ and ___
 # for hidden dimension 1 and 2", with evaluation, figures and provenance.
 #
-#   1. one Hydra multirun of experiment=paper over model.latent_dim=1,2 x seed=0,1,2   -> $OUT/paper
-#   2. the same with model.kl=analytic (the exact KL instead of eq. 3)                   -> $OUT/analytic
-#   3. vaelab.evaluate on every best checkpoint: test loss, −ELBO and IW NLL with k=$K  -> <job>/eval.json
-#   4. vaelab.report on both sweeps                                                     -> $RESULTS
+#   1. one Hydra multirun of experiment=paper over model.kl=paper,analytic (eq. 3's penalty, the
+#      exact KL) x model.latent_dim=1,2 x seed=0,1,2: 12 jobs in one pool        -> $OUT/sweep/0..11
+#   2. vaelab.evaluate on every best checkpoint: test loss, −ELBO and IW NLL with k=$K  -> <job>/eval.json
+#   3. vaelab.report on the sweep                                                       -> $RESULTS
 #
+# One pool, not a sweep per kl form: a sweep's last job would leave the other workers idle while
+# it ends (with 12 jobs at once on a GPU, the second sweep would wait for the slowest of the first).
 # All training runs of one reproduction share the W&B group reproduce_<time> and are tagged with
 # their kl form (kl-paper / kl-analytic); the report logs to a run of its own in that group.
 # W&B is offline unless WANDB_MODE says otherwise; upload later with `wandb sync <dir>/wandb/offline-run-*`.
@@ -32,7 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELP_LINES=2,31p
+HELP_LINES=2,34p
 source scripts/reproduce_common.sh
 OUT=${VAELAB_REPRODUCE_DIR:-outputs/reproduce/$STAMP}
 OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
@@ -50,19 +52,17 @@ GROUP="reproduce_$STAMP"
 log "reproduction into $OUT (seeds $SEEDS, IW k=$K, python $PYTHON${EXTRA[*]:+, extra: ${EXTRA[*]}})"
 log "launcher: $LAUNCH_WHY"
 failed=0
-for kl in paper analytic; do
-  log "training: experiment=paper model.kl=$kl, latent dims 1,2 x seeds $SEEDS -> $OUT/$kl"
-  WANDB=("logger.wandb.group=$GROUP" "tags=[reproduce,kl-$kl]")
-  if [[ " ${EXTRA[*]} " == *" logger="* ]]; then WANDB=(); fi
-  "$PYTHON" -m vaelab.train -m experiment=paper "model.kl=$kl" model.latent_dim=1,2 "seed=$SEEDS" \
-    "hydra.sweep.dir=$OUT/$kl" "${LAUNCH[@]}" "${WANDB[@]}" "${EXTRA[@]}" || { failed=1; echo "warning: some $kl jobs failed; the report lists them as missing" >&2; }
-done
+log "training: experiment=paper, kl forms paper,analytic x latent dims 1,2 x seeds $SEEDS in one pool -> $OUT/sweep"
+WANDB=("logger.wandb.group=$GROUP" 'tags=[reproduce,kl-${model.kl}]')
+if [[ " ${EXTRA[*]} " == *" logger="* ]]; then WANDB=(); fi
+"$PYTHON" -m vaelab.train -m experiment=paper model.kl=paper,analytic model.latent_dim=1,2 "seed=$SEEDS" \
+  "hydra.sweep.dir=$OUT/sweep" "${LAUNCH[@]}" "${WANDB[@]}" "${EXTRA[@]}" || { failed=1; echo "warning: some training jobs failed; the report lists them as missing" >&2; }
 
 log "evaluating every best checkpoint on the test set (k=$K)"
-evaluate_best_checkpoints "$K" "$OUT" "$OUT/paper" "$OUT/analytic"
+evaluate_best_checkpoints "$K" "$OUT" "$OUT/sweep"
 
 log "report -> $RESULTS"
-"$PYTHON" -m vaelab.report "$OUT/paper" "$OUT/analytic" --out "$RESULTS" --wandb-dir "$OUT/report" \
+"$PYTHON" -m vaelab.report "$OUT/sweep" --out "$RESULTS" --wandb-dir "$OUT/report" \
   --command "scripts/reproduce.sh${*:+ $*} (VAELAB_IW_K=$K VAELAB_SEEDS=$SEEDS${EXTRA[*]:+ VAELAB_EXTRA_OVERRIDES='${EXTRA[*]}'})" || failed=1
 
 log "done in $((SECONDS - START)) s: sweeps in $OUT, report in $RESULTS"

@@ -1,4 +1,4 @@
-"""scripts/reproduce.sh --quick end to end on tiny data: train both sweeps, evaluate, report."""
+"""scripts/reproduce.sh --quick end to end on tiny data: train both kl forms in one sweep, evaluate, report."""
 
 from __future__ import annotations
 
@@ -30,15 +30,17 @@ def test_reproduce_quick(tiny_root: Path, tmp_path: Path) -> None:
     assert "launcher: basic" in proc.stdout
     # progress: which job, epoch, val/loss
     assert "[ld=1 seed=0 kl=paper] epoch 2/2" in proc.stdout and "[ld=2 seed=0 kl=analytic] epoch 2/2" in proc.stdout
-    for kl in ("paper", "analytic"):
-        for job in ("0", "1"):
-            metrics = json.loads((out / kl / job / "metrics.json").read_text())
-            evaluation = json.loads((out / kl / job / "eval.json").read_text())
-            assert metrics["kl"] == kl and evaluation["k"] == 16
-            assert evaluation["test_loss"] == metrics["test_loss"] or abs(evaluation["test_loss"] - metrics["test_loss"]) < 1e-3
-            run_info = json.loads((out / kl / job / "run_info.json").read_text())
-            wandb_cfg = run_info["config"]["logger"]["wandb"]
-            assert wandb_cfg["group"].startswith("reproduce_") and f"kl-{kl}" in wandb_cfg["tags"]
+    # one pool of 4 jobs (kl outer, then latent dim) in one sweep folder, one multirun.yaml
+    assert sorted(p.name for p in (out / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
+    assert (out / "sweep" / "multirun.yaml").is_file()
+    for job, kl, latent_dim in (("0", "paper", 1), ("1", "paper", 2), ("2", "analytic", 1), ("3", "analytic", 2)):
+        metrics = json.loads((out / "sweep" / job / "metrics.json").read_text())
+        evaluation = json.loads((out / "sweep" / job / "eval.json").read_text())
+        assert (metrics["kl"], metrics["latent_dim"], evaluation["k"]) == (kl, latent_dim, 16)
+        assert evaluation["test_loss"] == metrics["test_loss"] or abs(evaluation["test_loss"] - metrics["test_loss"]) < 1e-3
+        run_info = json.loads((out / "sweep" / job / "run_info.json").read_text())
+        wandb_cfg = run_info["config"]["logger"]["wandb"]
+        assert wandb_cfg["group"].startswith("reproduce_") and wandb_cfg["tags"] == ["reproduce", f"kl-{kl}"]
     with (out / "results" / "val_loss.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["kl"], r["latent_dim"]) for r in rows] == [("paper", "1"), ("paper", "2"), ("analytic", "1"), ("analytic", "2")]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of docs/benchmarks.md section 7, as one script for a lent GPU machine that has torch
 # and Lightning but not hydra/omegaconf/wandb (as this workplace's device machines are):
-#   (1) scripts/reproduce.sh with trainer=gpu to convergence, timed alone (VAELAB_N_JOBS=12: each sweep runs its 6 jobs at once);
+#   (1) scripts/reproduce.sh with trainer=gpu to convergence, timed alone (VAELAB_N_JOBS=12: all 12 jobs of its one pool at once);
 #   (2) the literature protocol (experiment=literature) to early stopping, cut by a deadline.
 # (The 400-epoch runs without early stopping it also ran once are committed in results/gpu/long_runs/.)
 # Everything small comes back in $OUT/gpu_out.tgz (no checkpoints).
@@ -19,7 +19,7 @@ S=$(date +%s); python3 -c "import vaelab.train" ; el "import vaelab.train: $(( $
 S=$(date +%s)
 VAELAB_N_JOBS=12 VAELAB_EXTRA_OVERRIDES="trainer=gpu" VAELAB_REPRODUCE_DIR=/tmp/rep VAELAB_RESULTS_DIR=/tmp/results_gpu \
   bash scripts/reproduce.sh > /tmp/reproduce_gpu.log 2>&1; rc=$?
-el "make reproduce (GPU, 6 jobs at once per sweep) rc=$rc in $(( $(date +%s) - S ))s"
+el "make reproduce (GPU, 12 jobs at once) rc=$rc in $(( $(date +%s) - S ))s"
 grep -E "^== |stopped:|error" /tmp/reproduce_gpu.log | tail -40
 LEFT=$(( 555 - ($(date +%s) - T0) ))
 el "literature with ${LEFT}s left"

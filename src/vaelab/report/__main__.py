@@ -79,7 +79,7 @@ def make_report(
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="vaelab-report", description="Tables and figures from vaelab.train multiruns.")
-    p.add_argument("sweeps", nargs="+", type=Path, help="multirun folders (hydra.sweep.dir), e.g. outputs/reproduce/<time>/paper")
+    p.add_argument("sweeps", nargs="+", type=Path, help="multirun folders (hydra.sweep.dir), e.g. outputs/reproduce/<time>/sweep")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
     p.add_argument(
         "--data-root",
