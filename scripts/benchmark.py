@@ -27,6 +27,7 @@ synthetic images of the same sizes are used and the output says so.
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
 import resource
@@ -363,6 +364,23 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
 
 
 # ------------------------------------------------------------------ main
+def reproduction_floor(runs_csv: Path, flops: float, fwd_flops: float, n_train: int, n_val: int, peak: float) -> str:
+    """The least time the committed reproduction's training could take on this machine: all its
+    run-epochs (``runs.csv``; each trains on ``n_train`` images and validates on ``n_val``) at the
+    fp32 matmul peak, i.e. with no time outside the matrix multiplies. Wall times of the
+    reproduction measured on another day scale by this figure; evaluation and start-up come on top.
+    The FLOPs are the benchmark's latent dim's (2); d=1's network has 0.2% fewer."""
+    if not runs_csv.is_file():
+        return f"no {runs_csv.relative_to(REPO)} to count the reproduction's epochs from"
+    with runs_csv.open() as f:
+        epochs = sum(int(r["epochs"]) for r in csv.DictReader(f) if r.get("epochs"))
+    tflop = epochs * (n_train * flops + n_val * fwd_flops) / 1e12
+    return (
+        f"{epochs} run-epochs in {runs_csv.relative_to(REPO)}, {tflop:.0f} TFLOP of training and validation: "
+        f"{tflop * 1e3 / peak / 60:.1f} min at this matmul peak ({peak:.0f} GFLOP/s), the floor of its training time here"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -472,6 +490,8 @@ def main() -> None:
             f"D/B {spread([d / b for d, b in zip(d_rates, b_rates)], '{:.2f}')}: the share of B's step time "
             "that is Python and kernel launches)"
         )
+    n_train, n_val = datamodule.splits["train"].shape[0], datamodule.splits["val"].shape[0]
+    print(f"reproduction floor   {reproduction_floor(REPO / 'results' / 'runs.csv', flops, fwd_flops, n_train, n_val, statistics.median(peaks))}")
     fast, dl = data_only_rates(datamodule, loader, 100, args.device)
     print(f"data paths alone     fast tensor batches {fast:.0f} img/s, torchvision DataLoader {dl:.0f} img/s ({fast / dl:.0f}x)")
 

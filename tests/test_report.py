@@ -81,8 +81,9 @@ def fake_sweeps(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> li
     for kl in ("paper", "analytic"):
         sweep = base / "reproduce" / kl
         sweep.mkdir(parents=True)
-        task = ["experiment=paper", f"model.kl={kl}", "model.latent_dim=1,2", "seed=0,1,2"]
-        (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task:\n" + "".join(f"    - {t}\n" for t in task))
+        # as Hydra writes it: the first job's config beside the command line, whose interpolated tag is per job
+        task = ["experiment=paper", f"model.kl={kl}", "model.latent_dim=1,2", "seed=0,1,2", "tags=[reproduce,kl-${model.kl}]"]
+        (sweep / "multirun.yaml").write_text(f"model:\n  kl: {kl}\nhydra:\n  overrides:\n    task:\n" + "".join(f"    - {t}\n" for t in task))
         for num, (dim, seed) in enumerate((d, s) for d in (1, 2) for s in (0, 1, 2)):
             if kl == "analytic" and num == 5:
                 continue  # never started
@@ -146,7 +147,8 @@ def test_markdown_headline_and_provenance(report) -> None:
     sentence = f"**{statistics.fmean(p1):.2f} ± {statistics.stdev(p1):.2f}** and **{statistics.fmean(p2):.2f} ± {statistics.stdev(p2):.2f}**"
     assert sentence in md
     assert "commit (training runs): abc123" in md and "machine: test machine, 2 cores" in md
-    assert "python -m vaelab.train -m experiment=paper model.kl=paper model.latent_dim=1,2 seed=0,1,2" in md
+    # the command as typed, its per-job interpolation unresolved
+    assert "python -m vaelab.train -m experiment=paper model.kl=paper model.latent_dim=1,2 seed=0,1,2 'tags=[reproduce,kl-${model.kl}]'" in md
     assert md.count("| paper |") == 2 and md.count("| analytic |") == 2
 
 

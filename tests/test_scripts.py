@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO, run_script
 
@@ -39,6 +42,16 @@ def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
     # the FLOP count is the model's: 784-400-2-400-784, forward 2*(784*400 + 400*4 + 2*400 + 400*784) per image
     forward = 2 * (784 * 400 + 400 * 4 + 2 * 400 + 400 * 784) / 1e6
     assert f"forward {forward:.3f} M" in out
+    # the floor of the committed reproduction: its run-epochs (results/runs.csv) at the printed matmul peak
+    line = next(ln for ln in out.splitlines() if ln.startswith("reproduction floor"))
+    got = re.search(r"(\d+) run-epochs .*?, (\d+) TFLOP .*?: ([\d.]+) min at this matmul peak \((\d+) GFLOP/s\)", line)
+    assert got, line
+    epochs, tflop, minutes, peak = int(got[1]), int(got[2]), float(got[3]), int(got[4])
+    with (REPO / "results" / "runs.csv").open() as f:
+        assert epochs == sum(int(r["epochs"]) for r in csv.DictReader(f))
+    fwd_bwd = float(re.search(r"forward\+backward ([\d.]+) M", out)[1]) * 1e6
+    assert abs(tflop - epochs * (49999 * fwd_bwd + 10000 * forward * 1e6) / 1e12) <= 1  # synthetic: 59,999 images, 10,000 for validation
+    assert minutes == pytest.approx(tflop * 1e3 / peak / 60, rel=0.02, abs=0.2)
 
 
 def test_compile_probe_prints_both_rates() -> None:

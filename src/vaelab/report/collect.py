@@ -109,17 +109,26 @@ def _job_config(job_dir: Path) -> dict[str, Any]:
     return _identity(cfg)
 
 
+def _task_overrides(path: Path) -> list[str]:
+    """The sweep's command-line overrides (``hydra.overrides.task`` of its multirun.yaml) as typed:
+    an interpolation such as ``tags=[reproduce,kl-${model.kl}]`` stays unresolved, since it is resolved
+    per job (iterating the ListConfig would resolve it against the first job's config in the file)."""
+    from omegaconf import ListConfig, OmegaConf
+
+    task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task")
+    return [str(t) for t in OmegaConf.to_container(task, resolve=False)] if isinstance(task, ListConfig) else []
+
+
 def _expected_jobs(sweep: Path) -> list[list[str]]:
     """The override list of every job the sweep's command line asked for (Hydra's basic sweeper:
     the cartesian product of the comma-separated values, in the order given), from multirun.yaml."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
 
     path = sweep / "multirun.yaml"
     if not path.is_file():
         return []
     try:
-        task = list(OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task") or [])
+        task = _task_overrides(path)
         parsed = OverridesParser.create().parse_overrides(task)
     except Exception as exc:  # YAML, I/O or override-grammar errors: jobs that never started go unlisted
         print(
@@ -160,13 +169,10 @@ def _compose_job(overrides: list[str]) -> dict[str, Any]:
 
 def sweep_command(sweep: Path) -> str | None:
     """The training command line of a sweep, rebuilt from Hydra's multirun.yaml."""
-    from omegaconf import OmegaConf
-
     path = sweep / "multirun.yaml"
     if not path.is_file():
         return None
-    task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task") or []
-    return "python -m vaelab.train -m " + " ".join(shlex.quote(str(t)) for t in task)
+    return "python -m vaelab.train -m " + " ".join(shlex.quote(t) for t in _task_overrides(path))
 
 
 def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
