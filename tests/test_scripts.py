@@ -113,3 +113,18 @@ def test_patience_replay_names_a_file_without_history(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"error: {path}: not a run's metrics.json") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_pool_replay_one_pool_fills_the_idle_worker(tmp_path: Path) -> None:
+    """Two sweeps of a long and a short job on 2 workers: one after another each waits for its long
+    job (10 + 10 s); in one pool the second long job starts on the worker the first short one freed (11 s)."""
+    runs = tmp_path / "runs.csv"
+    rows = [("analytic", 2, 1.0), ("analytic", 1, 10.0), ("paper", 0, 10.0), ("paper", 1, 1.0)]  # out of order on purpose
+    runs.write_text("sweep,job,kl,wall_time_s\n" + "".join(f"sweep,{job},{kl},{t}\n" for kl, job, t in rows))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "pool_replay.py"), str(runs), "--workers", "1,2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    table = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.split()[0].isdigit()}
+    assert table["1"] == ["22", "22", "22", "0.0%"]
+    assert table["2"] == ["20", "11", "11", "45.0%"]
+    bad = subprocess.run([sys.executable, str(REPO / "scripts" / "pool_replay.py"), str(tmp_path / "none.csv")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot read the run times") and "Traceback" not in bad.stderr
