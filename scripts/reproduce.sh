@@ -34,7 +34,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELP_LINES=2,34p
 source scripts/reproduce_common.sh
 OUT=${VAELAB_REPRODUCE_DIR:-outputs/reproduce/$STAMP}
 OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)

@@ -1,12 +1,12 @@
 # Shared by scripts/reproduce.sh and scripts/reproduce_literature.sh (sourced, not run):
 # argument parsing, the interpreter, progress lines, and evaluating every best checkpoint.
-# Expects HELP_LINES (the header lines --help prints) to be set by the caller.
+# --help prints the caller's header: its comment lines after the shebang, up to the first line of code.
 
 QUICK=0
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n "$HELP_LINES" "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "error: unknown argument $arg (only --quick is accepted)" >&2; exit 2 ;;
   esac
 done

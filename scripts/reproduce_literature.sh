@@ -13,7 +13,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HELP_LINES=2,15p
 source scripts/reproduce_common.sh
 OUT=${VAELAB_REPRODUCE_DIR:-outputs/literature/$STAMP}
 OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)

@@ -47,3 +47,16 @@ def test_reproduce_quick(tiny_root: Path, tmp_path: Path) -> None:
     assert all(r["n_seeds"] == "1" and r["iw_k"] == "16" for r in rows)
     assert len(list((out / "results").glob("*.png"))) == 6
     assert list((out / "report" / "wandb").glob("offline-run-*"))
+
+
+def test_help_prints_the_whole_header_and_no_code() -> None:
+    """--help prints each script's header comment, from after the shebang to its last line, and exits 0;
+    an unknown argument is one error line and exit 2."""
+    for name, last in (("reproduce.sh", "#   VAELAB_N_JOBS "), ("reproduce_literature.sh", "# VAELAB_EXTRA_OVERRIDES, VAELAB_LAUNCHER")):
+        script = REPO / "scripts" / name
+        proc = subprocess.run([str(script), "--help"], cwd=REPO, capture_output=True, text=True, timeout=30)
+        lines = proc.stdout.splitlines()
+        assert proc.returncode == 0 and lines == script.read_text().splitlines()[1 : len(lines) + 1]
+        assert all(line.startswith("#") for line in lines) and lines[-1].startswith(last), lines[-2:]
+        bad = subprocess.run([str(script), "--bogus"], cwd=REPO, capture_output=True, text=True, timeout=30)
+        assert bad.returncode == 2 and bad.stderr == "error: unknown argument --bogus (only --quick is accepted)\n"
