@@ -107,7 +107,7 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
         overrides.append(f"data.steps_per_call={args.steps_per_call}")
     if not real:
         overrides.append("data.val_size=9999")  # 59,999 synthetic images -> 50,000 train
-    with initialize_config_dir(config_dir=str(REPO / "src" / "vaelab" / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(out_dir)

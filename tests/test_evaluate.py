@@ -111,7 +111,7 @@ def test_seeded_and_data_override(trained_run: Path, tiny_root: Path) -> None:
     """In process (no CLI start-up cost): same seed, same estimate; data.* overrides beat the run's."""
     from hydra import compose, initialize_config_dir
 
-    from vaelab.config.resolvers import CONF_DIR
+    from vaelab.paths import CONF_DIR
     from vaelab.evaluate import evaluate
 
     ckpt = json.loads((trained_run / "metrics.json").read_text())["best_ckpt"]

@@ -173,7 +173,7 @@ def _out_path(cfg: DictConfig, result: dict[str, Any]) -> Path:
     return Path(str(cfg.out)) if cfg.get("out") else Path(result["run_dir"]) / EVAL
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="pkg://vaelab.conf", config_name="evaluate")
 def run(cfg: DictConfig) -> float | None:
     """Hydra task: evaluate one checkpoint. User errors become one line (in a multirun: the error is
     printed and the next checkpoint is evaluated)."""

@@ -173,7 +173,7 @@ def init_weights(module: Any, source: str) -> dict[str, Any]:
     return {"ckpt_path": str(Path(source).resolve()), "config": read_json(run_dir_of(Path(source)) / RUN_INFO).get("config")}
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://vaelab.conf", config_name="train")
 def run(cfg: DictConfig) -> float | None:
     """Hydra task: one training job. User errors become one line; in a multirun the job is marked
     failed in its run dir and the sweep goes on (the sweep summary reports it and exits non-zero)."""

@@ -7,23 +7,11 @@ registering twice is harmless (``replace=True``).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from vaelab.paths import project_root
 from vaelab.training.runtime import job_threads
-
-# the shipped configuration: src/vaelab/conf in a checkout, site-packages/vaelab/conf when installed
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-def project_root() -> Path:
-    """Where ``outputs/`` and ``data/`` go by default: the git checkout this package runs from
-    (``src/vaelab/..``), or, for an installed package, the folder the command was typed in."""
-    checkout = Path(__file__).resolve().parents[3]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "vaelab").is_dir():
-        return checkout
-    return Path.cwd()
 
 
 def gpus_per_node(accelerator: str, devices: object) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from vaelab.config.resolvers import CONF_DIR
+from vaelab.paths import CONF_DIR
 from vaelab.errors import UserError
 
 

@@ -151,7 +151,8 @@ def _compose_job(overrides: list[str]) -> dict[str, Any]:
     """kl, latent_dim, seed, arch and dataset of a job that never started, by composing its overrides."""
     from hydra import compose, initialize_config_dir
 
-    from vaelab.config.resolvers import CONF_DIR, register
+    from vaelab.config.resolvers import register
+    from vaelab.paths import CONF_DIR
 
     register()
     try:

@@ -7,14 +7,18 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-# the checkout this package runs from (git commands run there; outside a checkout they return None)
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from vaelab.paths import checkout_root
+
 PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf", "wandb")
 
 
 def _git(*args: str) -> str | None:
+    """A git command run in the checkout this package runs from; None outside a checkout."""
+    root = checkout_root()
+    if root is None:
+        return None
     try:
-        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
