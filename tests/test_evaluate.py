@@ -111,8 +111,8 @@ def test_seeded_and_data_override(trained_run: Path, tiny_root: Path) -> None:
     """In process (no CLI start-up cost): same seed, same estimate; data.* overrides beat the run's."""
     from hydra import compose, initialize_config_dir
 
-    from vaelab.paths import CONF_DIR
     from vaelab.evaluate import evaluate
+    from vaelab.paths import CONF_DIR
 
     ckpt = json.loads((trained_run / "metrics.json").read_text())["best_ckpt"]
     results = []

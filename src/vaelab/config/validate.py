@@ -17,8 +17,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from vaelab.paths import CONF_DIR
 from vaelab.errors import UserError
+from vaelab.paths import CONF_DIR
 
 
 def validate(cfg: DictConfig) -> None:
