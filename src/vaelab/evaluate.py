@@ -24,7 +24,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.config import resolvers
-from vaelab.config.validate import check_overrides, exit_with
+from vaelab.config.validate import check_overrides, exit_with, is_multirun
 from vaelab.errors import UserError
 from vaelab.runs.layout import EVAL
 
@@ -177,12 +177,9 @@ def _out_path(cfg: DictConfig, result: dict[str, Any]) -> Path:
 def run(cfg: DictConfig) -> float | None:
     """Hydra task: evaluate one checkpoint. User errors become one line (in a multirun: the error is
     printed and the next checkpoint is evaluated)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     from vaelab.runs.layout import write_json
 
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    multirun = is_multirun()
     try:
         result = evaluate(cfg, _command_line_keys())
     except UserError as err:

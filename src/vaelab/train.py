@@ -175,8 +175,18 @@ def init_weights(module: Any, source: str) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="pkg://vaelab.conf", config_name="train")
 def run(cfg: DictConfig) -> float | None:
-    """Hydra task: one training job. User errors become one line; in a multirun the job is marked
-    failed in its run dir and the sweep goes on (the sweep summary reports it and exits non-zero)."""
+    """Hydra task: one training job (:func:`train_task`)."""
+    return train_task(cfg)
+
+
+def train_task(cfg: DictConfig) -> float | None:
+    """One training job, from a composed config: check it, claim the run dir, train, record the
+    status. Returns the sweepers' objective (None for a failed job). User errors become one line;
+    in a single run they exit (``SystemExit``) non-zero, in a multirun the job is marked failed in
+    its run dir and the sweep goes on (the sweep summary reports it and exits non-zero).
+
+    The Hydra task of ``vaelab.train``; tests call it in process on a config composed with
+    ``hydra.compose`` (``HydraConfig`` set, ``paths.output_dir`` a temp dir)."""
     out_dir = Path(cfg.paths.output_dir)
     status = out_dir / STATUS
     failed = True
