@@ -23,6 +23,7 @@ from vaelab.config import resolvers
 from vaelab.config.printing import print_config_tree
 from vaelab.config.validate import check_ddp_launch, check_overrides, exit_with, is_multirun, validate
 from vaelab.errors import RunInterrupted, UserError
+from vaelab.runs import wandb_run
 from vaelab.runs.claim import claim, process_rank
 from vaelab.runs.layout import (
     CHECKPOINTS,
@@ -55,8 +56,6 @@ def instantiate_logger(node: DictConfig, out_dir: Path) -> Any:
     """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir
     (a resumed run continues its W&B run; a run started from another run's weights is a new one)."""
     if str(node.get("_target_", "")).endswith("WandbLogger"):
-        from vaelab.runs import wandb_run
-
         return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir))
     return hydra.utils.instantiate(node)
 
@@ -68,9 +67,10 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     stopping). ``cfg.ckpt_path`` instead starts a new run from another checkpoint's weights only:
     a fresh history, its source recorded in ``run_info.json``."""
     import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import Timer
 
     from vaelab.runs.provenance import provenance
-    from vaelab.training.callbacks import SessionClock, stop_reason
+    from vaelab.training.callbacks import stop_reason
     from vaelab.training.checkpoint import AtomicCheckpointIO, check_checkpoint
     from vaelab.training.runtime import configure_torch
 
@@ -83,13 +83,15 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     ckpt_path = str(out_dir / CHECKPOINTS / LAST_CKPT) if resume else None
     source = cfg.get("ckpt_path")
     for path in filter(None, (ckpt_path, source)):
-        check_checkpoint(path, cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.get("arch", "mlp")))
+        check_checkpoint(path, cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.net))
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
     init_from = init_weights(module, str(source)) if source and not resume else None
-    # SessionClock is not a choice: every run keeps its total wall time across resumed sessions
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [SessionClock()]
+    # the Timer is not a choice: it keeps the run's training time in every checkpoint, so a resumed
+    # run's wall time counts all its sessions
+    clock = Timer(interval="epoch")
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock]
     loggers = [instantiate_logger(c, out_dir) for c in (cfg.get("logger") or {}).values()]
     plugins: list[Any] = [AtomicCheckpointIO()]
     if "SLURM_JOB_ID" in os.environ:
@@ -107,15 +109,17 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     for logger in loggers:
         logger.log_hyperparams({**resolved, "provenance": info})
 
-    clock = callbacks[-1]
     signal_name = fit_or_interrupt(trainer, module, datamodule, ckpt_path)
     # the whole run's history: testing the best checkpoint below loads that checkpoint's history,
     # which ends at the best epoch
     history = list(module.history)
     reason = stop_reason(trainer, history)
-    # seconds of the sessions before this one, restored by fit from last.ckpt; read now, because
-    # testing the best checkpoint below restores the clock of that (earlier) checkpoint too
-    before_s = clock.before_s
+    # training seconds of the sessions before this one (restored by fit from last.ckpt): read now,
+    # because testing the best checkpoint below restores the clock of that (earlier) checkpoint
+    trained_s = clock.time_elapsed("train")
+    started, ended = clock.start_time("train"), clock.end_time("train")  # time.monotonic() seconds, as Timer's
+    session_s = ((ended or time.monotonic()) - started) if started is not None else 0.0
+    before_s = max(trained_s - session_s, 0.0)
 
     ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if signal_name:  # no test on an interrupted run: its numbers come after `resume=true`
@@ -127,7 +131,7 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
         latent_dim=int(cfg.model.latent_dim),
         seed=int(cfg.seed),
         kl=str(cfg.model.kl),
-        arch=str(cfg.model.arch),
+        net=str(cfg.model.net),
         dataset=str(cfg.data.dataset),
         recon=str(cfg.model.recon),
         beta=float(cfg.model.beta),
@@ -266,28 +270,7 @@ def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | No
         write_json(status, {"status": FAILED, "error": message, **({"traceback": trace} if trace else {})})
     except UserError as err:  # e.g. a full disk: the error line of the failure itself still follows
         print(f"warning: {err}", file=sys.stderr, flush=True)
-    node = OmegaConf.select(cfg, "logger.wandb")
-    run_open = "wandb" in sys.modules and sys.modules["wandb"].run is not None
-    if node is None or not (run_open or is_multirun()):
-        return  # a single run that failed before W&B started: the error line says it all
-    try:
-        import wandb
-
-        from vaelab.runs import wandb_run
-
-        if wandb.run is None:
-            wandb.init(
-                project=str(node.project),
-                group=str(node.group),
-                name=str(node.name),
-                job_type=str(node.job_type),
-                dir=str(node.save_dir),
-                mode=wandb_run.resolve_mode(str(node.mode)),
-                config={"error": message},
-            )
-        wandb.run.summary["error"] = message
-    except Exception as exc:  # recording a failure must not hide the failure itself: say what was skipped
-        print(f"warning: the failure was not recorded in W&B ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+    wandb_run.record_failure(OmegaConf.select(cfg, "logger.wandb"), message, is_multirun())
 
 
 def main() -> None:

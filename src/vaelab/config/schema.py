@@ -1,7 +1,8 @@
 """The typed schema of a training config: every value a user sets that shapes a run, with its type,
 its range, and the choices it may take, each choice list imported from where the code defines it
-(loss forms from :mod:`vaelab.vae.loss`, architectures from :mod:`vaelab.vae.archs`, binarisation
-from :mod:`vaelab.data.datamodule`, data sets from :mod:`vaelab.data.idx_files`).
+(loss forms from :mod:`vaelab.vae.loss`, binarisation from :mod:`vaelab.data.choices`, data sets
+from :mod:`vaelab.data.idx_files`); ``model.net``, an import path, is checked by importing it
+(:func:`vaelab.config.validate.validate`).
 
 Why pydantic rather than Hydra structured configs: the YAML files stay plain, commented files (a
 structured config would move every default into Python), the schema checks the *resolved* values
@@ -18,16 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 from vaelab.data.choices import BINARIZE_MODES
-from vaelab.data.idx_files import DATASET_NAMES
+from vaelab.data.idx_files import DATASETS
 from vaelab.errors import UserError
-from vaelab.vae.choices import ARCH_NAMES, KL_FORMS, RECON_FORMS
+from vaelab.vae.loss import KL_FORMS, RECON_FORMS
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Number = StrictFloat | StrictInt
 
 
-def _choices(values: tuple[str, ...]) -> Any:
-    return Literal[values]  # Literal[("a", "b")] is Literal["a", "b"]
+def _choices(values: tuple[str, ...] | dict[str, Any]) -> Any:
+    return Literal[tuple(values)]  # Literal[("a", "b")] is Literal["a", "b"]
 
 
 def rule(accepted: str, example: str) -> Any:
@@ -41,7 +42,9 @@ class _Section(BaseModel):
 
 
 class ModelSchema(_Section):
-    arch: _choices(ARCH_NAMES) | None = rule(f"one of {', '.join(ARCH_NAMES)}", "model=vae_conv (or model.arch=conv)")
+    net: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$")] | None = rule(
+        "the import path of a GaussianVAE subclass", "model=vae_conv (or model.net=vaelab.vae.conv.ConvVAE)"
+    )
     latent_dim: PositiveInt | None = rule("an integer >= 1", "model.latent_dim=2")
     hidden: Annotated[list[PositiveInt], Field(min_length=1)] | None = rule("a non-empty list of integers >= 1", "model.hidden=[400]")
     kl: _choices(KL_FORMS) | None = rule(f"one of {', '.join(KL_FORMS)}", "model.kl=analytic")
@@ -52,7 +55,7 @@ class ModelSchema(_Section):
 
 
 class DataSchema(_Section):
-    dataset: _choices(DATASET_NAMES) | None = rule(f"one of {', '.join(DATASET_NAMES)}", "data=fashion_mnist")
+    dataset: _choices(DATASETS) | None = rule(f"one of {', '.join(DATASETS)}", "data=fashion_mnist")
     batch_size: PositiveInt | None = rule("an integer >= 1", "data.batch_size=128")
     eval_batch_size: PositiveInt | None = rule("an integer >= 1", "data.eval_batch_size=1000")
     val_size: PositiveInt | None = rule("an integer >= 1", "data.val_size=10000")

@@ -27,6 +27,15 @@ def validate(cfg: DictConfig) -> None:
     from vaelab.config.schema import check
 
     check(cfg)
+    net = OmegaConf.select(cfg, "model.net")
+    if net is not None:
+        from vaelab.vae.nets import net_class
+
+        try:
+            net_class(str(net))
+        except ValueError as exc:
+            raise UserError(f"model.net={net} is invalid: {exc}; name a GaussianVAE subclass by import path, e.g. model=vae_conv") from None
+    _check_steps_per_call(cfg)
     from vaelab.data.idx_files import DATASETS, check_data_root, check_mnist_raw, raw_dir
 
     dataset = str(OmegaConf.select(cfg, "data.dataset", default="mnist"))
@@ -43,6 +52,19 @@ def validate(cfg: DictConfig) -> None:
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
         raise UserError(f"ckpt_path={ckpt} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")
+
+
+def _check_steps_per_call(cfg: DictConfig) -> None:
+    """Several batches per call need a module that takes a list of batches (``takes_batch_lists``)."""
+    target, per_call = OmegaConf.select(cfg, "model._target_"), OmegaConf.select(cfg, "data.steps_per_call")
+    if target is None or per_call is None or int(per_call) <= 1:
+        return
+    from hydra.utils import get_class
+
+    if not getattr(get_class(str(target)), "takes_batch_lists", False):
+        raise UserError(
+            f"data.steps_per_call={per_call} needs the speed path's module (speed=fast); {target} takes one batch per call: set data.steps_per_call=1"
+        )
 
 
 def _first_line(exc: BaseException) -> str:

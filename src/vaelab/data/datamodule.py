@@ -9,8 +9,8 @@ run would have seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import pytorch_lightning as pl
 import torch
@@ -18,11 +18,8 @@ from torch import Tensor
 
 from vaelab.data.choices import BINARIZE_MODES, Binarize  # noqa: F401  (re-exported: one definition)
 from vaelab.data.datasets import ensure_data, read_split
-from vaelab.data.idx_files import DATASET_NAMES, MNIST_FILES  # noqa: F401  (MNIST_FILES: scripts/benchmark.py)
+from vaelab.data.idx_files import DATASETS
 from vaelab.errors import UserError
-
-# the data sets data.dataset may name: DATASET_NAMES, from vaelab.data.idx_files.DATASETS
-Dataset = Literal["mnist", "fashion_mnist"]
 
 
 def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -32,16 +29,6 @@ def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device | s
     hash of a tuple of ints is not randomised between processes, so this is reproducible.
     """
     return torch.Generator(device=device).manual_seed(hash((int(seed), int(epoch), int(stream))) & 0x7FFF_FFFF_FFFF_FFFF)
-
-
-class EpochSeed:
-    """Holds the epoch Lightning announces through ``set_epoch`` at each epoch start (its sampler protocol)."""
-
-    def __init__(self) -> None:
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
 
 class TensorBatches:
@@ -72,6 +59,7 @@ class TensorBatches:
         world_size: int = 1,
         binarize_each_epoch: bool = False,
         group: int = 1,
+        epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         if group < 1:
             raise ValueError(f"group must be >= 1, got {group}")
@@ -83,16 +71,16 @@ class TensorBatches:
         self.rank = int(rank)
         self.world_size = int(world_size)
         self.binarize_each_epoch = binarize_each_epoch
-        # DataLoader-like attributes Lightning probes: it calls sampler.set_epoch(epoch) each epoch
-        self.sampler = EpochSeed()
-        self.batch_sampler = None
+        # the epoch being iterated, asked when an epoch's iteration starts (the data module passes
+        # the trainer's current_epoch): order and Bernoulli draws are functions of (seed, epoch)
+        self.epoch = epoch
 
-    def _order(self) -> Tensor:
+    def _order(self, epoch: int) -> Tensor:
         n = self.images.shape[0]
         device = self.images.device
         if not self.shuffle:
             return torch.arange(self.rank, n, self.world_size, device=device)
-        perm = torch.randperm(n, generator=epoch_generator(self.seed, self.sampler.epoch, stream=0))
+        perm = torch.randperm(n, generator=epoch_generator(self.seed, epoch, stream=0))
         per_rank = n // self.world_size
         return perm[self.rank :: self.world_size][:per_rank].to(device)
 
@@ -115,10 +103,11 @@ class TensorBatches:
             yield chunk
 
     def _batches(self):
-        order = self._order()
+        epoch = int(self.epoch())
+        order = self._order(epoch)
         gen = None
         if self.binarize_each_epoch:
-            gen = epoch_generator(self.seed, self.sampler.epoch, stream=1 + self.rank, device=self.images.device)
+            gen = epoch_generator(self.seed, epoch, stream=1 + self.rank, device=self.images.device)
         for start in range(0, order.shape[0], self.batch_size):
             idx = order[start : start + self.batch_size]
             x = self.images.index_select(0, idx)
@@ -145,10 +134,11 @@ class MNISTDataModule(pl.LightningDataModule):
             training image every epoch; validation/test binarised once) or ``static`` (every split
             binarised once).
         on_device: keep the decoded tensors on the training device (GPU) instead of the CPU.
-        steps_per_call: training batches handed to one ``training_step`` call, which takes one
-            optimiser step per batch (same numbers as 1, less Lightning overhead per step). Under
-            DDP it is 1: DDP allows one backward per forward of the wrapped module.
-        dataset: ``mnist`` or ``fashion_mnist`` (read with ``torchvision.datasets.FashionMNIST``).
+        steps_per_call: training batches handed to one ``training_step`` call, as a list, for
+            :class:`~vaelab.training.fast_steps.FastVAEModule` (one optimiser step per batch; same
+            numbers as 1, less Lightning overhead per step); 1 for the plain module. Under DDP it
+            is 1: DDP allows one backward per forward of the wrapped module.
+        dataset: a name of :data:`vaelab.data.idx_files.DATASETS` (``mnist``, ``fashion_mnist``).
     """
 
     def __init__(
@@ -163,7 +153,7 @@ class MNISTDataModule(pl.LightningDataModule):
         binarize: Binarize = "none",
         on_device: bool = True,
         steps_per_call: int = 1,
-        dataset: Dataset = "mnist",
+        dataset: str = "mnist",
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -176,8 +166,8 @@ class MNISTDataModule(pl.LightningDataModule):
         self.binarize = binarize
         self.on_device = on_device
         self.steps_per_call = steps_per_call
-        if dataset not in DATASET_NAMES:
-            raise UserError(f"data.dataset={dataset!r} is not a data set: choose one of {', '.join(DATASET_NAMES)}")
+        if dataset not in DATASETS:
+            raise UserError(f"data.dataset={dataset!r} is not a data set: choose one of {', '.join(DATASETS)}")
         self.dataset = dataset
         self.splits: dict[str, Tensor] = {}
         self.labels: dict[str, Tensor] = {}
@@ -246,7 +236,11 @@ class MNISTDataModule(pl.LightningDataModule):
             world_size=world,
             binarize_each_epoch=train and self.binarize == "dynamic",
             group=self.steps_per_call if train and world == 1 else 1,
+            epoch=self._current_epoch,
         )
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
 
     def train_dataloader(self) -> TensorBatches:
         return self._loader("train", train=True)

@@ -38,13 +38,12 @@ DATASETS: dict[str, tuple[str, dict[str, tuple[int, tuple[int, ...], str]]]] = {
     "mnist": ("MNIST", MNIST_FILES),
     "fashion_mnist": ("FashionMNIST", FASHION_MNIST_FILES),
 }
-DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 
 
 def raw_dir(root: str | Path, dataset: str) -> Path:
     """Where torchvision keeps ``dataset``'s idx files under ``root``: ``<root>/<class>/raw``."""
     if dataset not in DATASETS:
-        raise UserError(f"data.dataset={dataset!r} is not a data set: choose one of {', '.join(DATASET_NAMES)}")
+        raise UserError(f"data.dataset={dataset!r} is not a data set: choose one of {', '.join(DATASETS)}")
     return Path(root) / DATASETS[dataset][0] / "raw"
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from vaelab.errors import UserError
 from vaelab.runs.layout import COMPLETED, EVAL, METRICS, STATUS, read_json
+from vaelab.training.module import DEFAULT_NET
+from vaelab.vae.nets import short_name
 
 
 @dataclass
@@ -27,7 +29,7 @@ class Job:
     kl: str | None = None
     latent_dim: int | None = None
     seed: int | None = None
-    arch: str = "mlp"  # model.arch: rows of different networks or data sets are never pooled
+    net: str = DEFAULT_NET  # model.net: rows of different networks or data sets are never pooled
     dataset: str = "mnist"
     metrics: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -38,7 +40,7 @@ class Job:
 
     @property
     def family(self) -> str:
-        return family(self.arch, self.dataset)
+        return family(self.net, self.dataset)
 
     @property
     def label(self) -> str:
@@ -68,19 +70,19 @@ class Job:
         return f"{self.status}: {first}" if first else self.status
 
 
-def family(arch: str, dataset: str) -> str:
-    """The network and data set where they are not the report's MLP on MNIST ('' for it): part of
-    the labels, file names and W&B keys of a row, so rows of two models never share one."""
-    return "_".join(v for v, default in ((arch, "mlp"), (dataset, "mnist")) if v != default)
+def family(net: str, dataset: str) -> str:
+    """The network (its class name) and data set where they are not the report's MLP on MNIST ('' for
+    it): part of the labels, file names and W&B keys of a row, so rows of two models never share one."""
+    return "_".join(v for v, default in ((short_name(net), short_name(DEFAULT_NET)), (dataset, "mnist")) if v != default)
 
 
 # Job field -> config key: what tells jobs apart in the table
-IDENTITY = {"kl": "model.kl", "latent_dim": "model.latent_dim", "seed": "seed", "arch": "model.arch", "dataset": "data.dataset"}
+IDENTITY = {"kl": "model.kl", "latent_dim": "model.latent_dim", "seed": "seed", "net": "model.net", "dataset": "data.dataset"}
 
 
 def _named(info: dict[str, Any]) -> dict[str, Any]:
-    """The Job fields of ``info``; arch and dataset keep their defaults (mlp, mnist) when unknown."""
-    return {k: v for k, v in info.items() if k in IDENTITY and (v is not None or k not in ("arch", "dataset"))}
+    """The Job fields of ``info``; net and dataset keep their defaults (the MLP, mnist) when unknown."""
+    return {k: v for k, v in info.items() if k in IDENTITY and (v is not None or k not in ("net", "dataset"))}
 
 
 def _identity(cfg: Any) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def _identity(cfg: Any) -> dict[str, Any]:
 
 
 def _job_config(job_dir: Path) -> dict[str, Any]:
-    """kl, latent_dim, seed, arch and dataset of a job from Hydra's saved config (present even when it failed)."""
+    """kl, latent_dim, seed, net and dataset of a job from Hydra's saved config (present even when it failed)."""
     from omegaconf import OmegaConf
 
     path = job_dir / ".hydra" / "config.yaml"
@@ -148,7 +150,7 @@ def _expected_jobs(sweep: Path) -> list[list[str]]:
 
 
 def _compose_job(overrides: list[str]) -> dict[str, Any]:
-    """kl, latent_dim, seed, arch and dataset of a job that never started, by composing its overrides."""
+    """kl, latent_dim, seed, net and dataset of a job that never started, by composing its overrides."""
     from hydra import compose, initialize_config_dir
 
     from vaelab.config.resolvers import register
@@ -192,7 +194,7 @@ def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
         for name, path in found.items():
             status = read_json(path / STATUS)
             metrics = read_json(path / METRICS)
-            # metrics.json written before arch/dataset were recorded: Hydra's saved config names them
+            # metrics.json written before net/dataset were recorded: Hydra's saved config names them
             info = {**_job_config(path), **{k: metrics[k] for k in IDENTITY if k in metrics}}
             state = status.get("status", COMPLETED if metrics else "unknown")
             jobs.append(Job(sweep, name, state, status.get("error", ""), **_named(info), metrics=metrics, evaluation=read_json(path / EVAL)))

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.report.collect import Job, family
-from vaelab.vae.choices import KL_FORMS
+from vaelab.training.module import DEFAULT_NET
+from vaelab.vae.loss import KL_FORMS
+from vaelab.vae.nets import short_name
 
 # rows in the order the losses are defined (eq. 3 first), unknown forms last
 KL_ORDER = {kl: i for i, kl in enumerate(KL_FORMS)}
@@ -38,12 +40,12 @@ def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     seeds; MNIST and the MLP of the derivation report first."""
     groups: dict[tuple[str, str, str, int], list[Job]] = {}
     for job in jobs:
-        groups.setdefault((job.dataset, job.arch, str(job.kl), int(job.latent_dim) if job.latent_dim is not None else -1), []).append(job)
+        groups.setdefault((job.dataset, short_name(job.net), str(job.kl), int(job.latent_dim) if job.latent_dim is not None else -1), []).append(job)
     rows = []
 
     def order(key: tuple[str, str, str, int]) -> tuple[Any, ...]:
         data, arch, kl, dim = key
-        return (data != "mnist", data, arch != "mlp", arch, KL_ORDER.get(kl, 9), kl, dim)
+        return (data != "mnist", data, arch != short_name(DEFAULT_NET), arch, KL_ORDER.get(kl, 9), kl, dim)
 
     for (data, arch, kl, dim), members in sorted(groups.items(), key=lambda kv: order(kv[0])):
         done = [j for j in members if j.ok]
@@ -73,7 +75,7 @@ def run_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
             "sweep": j.sweep.name,
             "job": j.name,
             "data": j.dataset,
-            "model": j.arch,
+            "model": short_name(j.net),
             "kl": j.kl,
             "latent_dim": j.latent_dim,
             "seed": j.seed,

@@ -26,7 +26,7 @@ LOCK = ".lock"
 SHAPING_KEYS = (
     "seed",
     "model._target_",
-    "model.arch",
+    "model.net",
     "model.latent_dim",
     "model.hidden",
     "model.kl",

@@ -43,7 +43,7 @@ class Metrics:
     latent_dim: int
     seed: int
     kl: str  # latent penalty: paper (eq. 3) or analytic (exact KL)
-    arch: str  # the network: mlp or conv (model.arch; vaelab.vae.archs.ARCHS)
+    net: str  # the network class, by import path (model.net; vaelab.vae.nets)
     dataset: str  # mnist or fashion_mnist (data.dataset; vaelab.data.idx_files.DATASETS)
     recon: str
     beta: float

@@ -236,3 +236,28 @@ def use_artifacts(run: Any, names: Iterable[str]) -> None:
         except Exception as exc:  # lineage is a nicety: never stop the evaluation or report for it
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             print(f"warning: W&B lineage: cannot use artifact {name}: {first}", file=sys.stderr, flush=True)
+
+
+def record_failure(node: Any, message: str, multirun: bool) -> None:
+    """Record a failed job in W&B (``node``: the ``logger.wandb`` config, None without one): in its
+    open run, or in a run of its own for a multirun job that failed before its run started. A
+    single run that failed before W&B started is left alone: its error line says it all."""
+    run_open = "wandb" in sys.modules and sys.modules["wandb"].run is not None
+    if node is None or not (run_open or multirun):
+        return
+    try:
+        import wandb
+
+        if wandb.run is None:
+            wandb.init(
+                project=str(node.project),
+                group=str(node.group),
+                name=str(node.name),
+                job_type=str(node.job_type),
+                dir=str(node.save_dir),
+                mode=resolve_mode(str(node.mode)),
+                config={"error": message},
+            )
+        wandb.run.summary["error"] = message
+    except Exception as exc:  # recording a failure must not hide the failure itself: say what was skipped
+        print(f"warning: the failure was not recorded in W&B ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """Lightning callbacks of ours: one progress line per epoch, the 1-based epoch every logger and
 checkpoint name shows, image panels every few epochs, and early stopping that survives a resume at
-its last epoch."""
+its last epoch. Checkpoints and the run's clock are Lightning's own ``ModelCheckpoint`` and ``Timer``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
-from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
@@ -46,37 +45,26 @@ class EpochProgress(pl.Callback):
 
 class EpochAxis(pl.Callback):
     """Give every logger the x position of an epoch's metrics: ``epoch``, counted from 1 (epoch 1 is
-    the first trained epoch, as in metrics.json, the progress lines and the checkpoint names), and
-    the optimizer step ``trainer.global_step`` (Lightning would log its 0-based epoch and its count
-    of ``training_step`` calls, which is ``data.steps_per_call`` times smaller). The test metrics
-    land at the end of training (the last epoch's position). Lightning reads a logged ``step`` as
-    the logging step; both go through ``self.log`` as float32, exact below 2**24 steps."""
+    the first trained epoch, as in metrics.json and the progress lines), and the module's count of
+    Adam steps (:attr:`~vaelab.training.module.VAEModule.optimizer_steps`; Lightning would log its
+    0-based epoch and its count of ``training_step`` calls). The test metrics land at the end of
+    training (the last epoch's position). Lightning reads a logged ``step`` as the logging step, and
+    ``ModelCheckpoint`` reads a logged ``epoch`` for its ``{epoch}`` file names, so
+    ``best-epoch003.ckpt`` holds the weights after the epoch metrics.json calls 3. Both go through
+    ``self.log`` as float32, exact below 2**24 steps."""
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and trainer.state.fn == "fit":
-            self._log(pl_module, trainer.current_epoch + 1, trainer.global_step)
+            self._log(pl_module, trainer.current_epoch + 1, _steps(trainer, pl_module))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # after a fit, current_epoch counts the finished epochs: the last epoch's 1-based number
-        self._log(pl_module, trainer.current_epoch, trainer.global_step)
+        self._log(pl_module, trainer.current_epoch, _steps(trainer, pl_module))
 
     @staticmethod
     def _log(pl_module: pl.LightningModule, epoch: int, step: int) -> None:
         pl_module.log("epoch", float(epoch))
         pl_module.log("step", float(step))
-
-
-class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's :class:`~pytorch_lightning.callbacks.ModelCheckpoint` with ``{epoch}`` in file
-    names counted from 1, as everywhere else here: ``best-epoch003.ckpt`` holds the weights after
-    the third epoch, the one metrics.json calls epoch 3. Same class name, so the state stored in
-    checkpoints keeps its key."""
-
-    def _monitor_candidates(self, trainer: pl.Trainer) -> dict[str, torch.Tensor]:
-        candidates = super()._monitor_candidates(trainer)
-        # saved at the end of an epoch, before Lightning counts it as finished: current_epoch is 0-based
-        candidates["epoch"] = torch.tensor(trainer.current_epoch + 1)
-        return candidates
 
 
 class EarlyStopping(LightningEarlyStopping):
@@ -95,20 +83,9 @@ class EarlyStopping(LightningEarlyStopping):
             trainer.should_stop = True
 
 
-class SessionClock(pl.Callback):
-    """Carries a run's wall time across sessions: each checkpoint stores the seconds spent so far
-    (earlier sessions plus this one), and a resumed run starts from them (``before_s``), so
-    ``metrics.json``'s ``wall_time_s`` is the whole run's, not the last session's."""
-
-    def __init__(self) -> None:
-        self.before_s = 0.0
-        self._start = time.perf_counter()
-
-    def state_dict(self) -> dict[str, float]:
-        return {"wall_time_s": self.before_s + time.perf_counter() - self._start}
-
-    def load_state_dict(self, state_dict: dict[str, float]) -> None:
-        self.before_s = float(state_dict.get("wall_time_s", 0.0))
+def _steps(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
+    """Adam steps so far: the module's count where it keeps one (the CUDA-graph path), else Lightning's."""
+    return int(getattr(pl_module, "optimizer_steps", trainer.global_step))
 
 
 def stop_reason(trainer: pl.Trainer, history: list[dict[str, float]]) -> str:
@@ -206,7 +183,7 @@ class ImageLogger(pl.Callback):
         # the last epoch: the cap, or early stopping (decided in on_validation_end, before this hook)
         last = epoch >= (trainer.max_epochs or epoch) or trainer.should_stop
         if self.every_n_epochs > 0 and (epoch % self.every_n_epochs == 0 or last):
-            self._pending = (epoch, trainer.global_step)
+            self._pending = (epoch, _steps(trainer, pl_module))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._draw_pending(trainer, pl_module)

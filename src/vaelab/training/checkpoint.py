@@ -48,7 +48,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             ) from None
 
 
-def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None, arch: str | None = None) -> dict[str, Any]:
+def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None, net: str | None = None) -> dict[str, Any]:
     """Load ``path`` on the CPU and check it is a vaelab checkpoint for this model shape
     (``latent_dim``/``hidden`` None: of any shape).
 
@@ -76,10 +76,9 @@ def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: li
         raise UserError(
             f"ckpt_path={path} was trained with model.hidden={list(hp.get('hidden', []))}, but this run has model.hidden={list(hidden)}: make them match"
         )
-    # checkpoints from before model.arch existed hold an MLP
-    if arch is not None and str(hp.get("arch", "mlp")) != str(arch):
+    if net is not None and str(hp.get("net")) != str(net):
         raise UserError(
-            f"ckpt_path={path} holds a model.arch={hp.get('arch', 'mlp')} network, but this run has model.arch={arch}: "
+            f"ckpt_path={path} holds a model.net={hp.get('net')} network, but this run has model.net={net}: "
             f"pick the model= option it was trained with"
         )
     return hp

@@ -10,13 +10,14 @@ the noise scale, and eq. 2 samples ``c = m + exp(σ) · e`` with ``e ~ N(0, I)``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
-from vaelab.vae.choices import KL_FORMS, RECON_FORMS, KlForm, ReconForm  # noqa: F401  (re-exported: one definition)
+# no torch import at module level (tensor methods only; F is imported where it is used): the config
+# check reads KL_FORMS and RECON_FORMS before any heavy import, so a wrong value is reported in a second
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def paper_penalty(m: Tensor, log_scale: Tensor) -> Tensor:
@@ -26,35 +27,48 @@ def paper_penalty(m: Tensor, log_scale: Tensor) -> Tensor:
     eq. 2's posterior N(m, exp(σ)²) from N(0, I): compare :func:`analytic_kl`. Units: nats-like
     penalty per image.
     """
-    return (torch.exp(log_scale) - (1.0 + log_scale) + m.square()).sum(dim=-1)
+    return (log_scale.exp() - (1.0 + log_scale) + m.square()).sum(dim=-1)
 
 
 def analytic_kl(m: Tensor, log_scale: Tensor) -> Tensor:
     """Exact KL(N(m, exp(σ)²) || N(0, I)) = ``½ Σ_i (exp(2σ_i) − 1 − 2σ_i + m_i²)``, nats per image."""
-    return 0.5 * (torch.exp(2.0 * log_scale) - 1.0 - 2.0 * log_scale + m.square()).sum(dim=-1)
+    return 0.5 * ((2.0 * log_scale).exp() - 1.0 - 2.0 * log_scale + m.square()).sum(dim=-1)
 
 
-def penalty(m: Tensor, log_scale: Tensor, kl: KlForm) -> Tensor:
-    """The latent penalty selected by ``model.kl``: ``paper`` (eq. 3) or ``analytic`` (exact KL)."""
-    if kl == "paper":
-        return paper_penalty(m, log_scale)
-    if kl == "analytic":
-        return analytic_kl(m, log_scale)
-    raise ValueError(f"unknown kl form {kl!r}; expected one of {KL_FORMS}")
+def bce(logits: Tensor, x: Tensor) -> Tensor:
+    """Bernoulli negative log-likelihood of pixels in [0, 1] given decoder logits, summed over the
+    784 pixels (nats per image; for grey-level pixels it is the cross-entropy, not a normalised
+    likelihood)."""
+    import torch.nn.functional as F
+
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
 
 
-def reconstruction(logits: Tensor, x: Tensor, recon: ReconForm) -> Tensor:
-    """Reconstruction loss per image, summed over the 784 pixels.
+def mse(logits: Tensor, x: Tensor) -> Tensor:
+    """Squared error between ``sigmoid(logits)`` and ``x``, summed over the 784 pixels (not in nats)."""
+    return (logits.sigmoid() - x).square().sum(dim=-1)
 
-    ``bce``: Bernoulli negative log-likelihood of pixels in [0, 1] given decoder logits (nats per
-    image; for non-binary pixels it is the cross-entropy, not a normalised likelihood).
-    ``mse``: summed squared error between ``sigmoid(logits)`` and ``x`` (not in nats).
-    """
-    if recon == "bce":
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=-1)
-    if recon == "mse":
-        return (torch.sigmoid(logits) - x).square().sum(dim=-1)
-    raise ValueError(f"unknown reconstruction {recon!r}; expected one of {RECON_FORMS}")
+
+# model.kl -> its penalty: the one list of loss forms (a new form is a function and a line here)
+KL_FORMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"paper": paper_penalty, "analytic": analytic_kl}
+# model.recon -> its reconstruction term per image
+RECON_FORMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"bce": bce, "mse": mse}
+
+
+def _form(table: dict[str, Callable[..., Tensor]], key: str, name: str) -> Callable[..., Tensor]:
+    if name not in table:
+        raise ValueError(f"unknown {key} {name!r}; expected one of {', '.join(table)}")
+    return table[name]
+
+
+def penalty(m: Tensor, log_scale: Tensor, kl: str) -> Tensor:
+    """The latent penalty that ``model.kl`` names in :data:`KL_FORMS`, per image."""
+    return _form(KL_FORMS, "model.kl", kl)(m, log_scale)
+
+
+def reconstruction(logits: Tensor, x: Tensor, recon: str) -> Tensor:
+    """The reconstruction term that ``model.recon`` names in :data:`RECON_FORMS`, per image."""
+    return _form(RECON_FORMS, "model.recon", recon)(logits, x)
 
 
 @dataclass
@@ -73,8 +87,8 @@ def vae_loss(
     m: Tensor,
     log_scale: Tensor,
     *,
-    kl: KlForm = "paper",
-    recon: ReconForm = "bce",
+    kl: str = "paper",
+    recon: str = "bce",
     beta: float = 1.0,
 ) -> LossTerms:
     """Compute all terms of the objective, per image.
@@ -85,5 +99,6 @@ def vae_loss(
     """
     rec = reconstruction(logits, x, recon)
     exact = analytic_kl(m, log_scale)
-    pen = exact if kl == "analytic" else penalty(m, log_scale, kl)
+    pen_fn = _form(KL_FORMS, "model.kl", kl)
+    pen = exact if pen_fn is analytic_kl else pen_fn(m, log_scale)
     return LossTerms(loss=rec + beta * pen, recon=rec, kl=pen, nelbo=rec + exact)

@@ -1,0 +1,155 @@
+"""The opt-in speed path: several Adam steps per ``training_step`` call, and on a GPU, whole calls
+replayed from one captured CUDA graph. Same batches, noise, maths and numbers as
+:class:`~vaelab.training.module.VAEModule`; less fixed cost per step.
+
+For a model this small a step is bound by fixed costs: Lightning's per-call bookkeeping on the CPU,
+Python and ~40 kernel launches on a GPU (docs/benchmarks.md). Chosen by
+``speed=fast`` (conf/speed/fast.yaml, the default: this class, ``data.steps_per_call`` batches per
+call and ``model.cuda_graph``); ``speed=plain`` runs the plain module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vaelab.training.module import DEFAULT_NET, VAEModule
+
+# (images [b, 784], noise [b, d], step number as a 0-d tensor) -> the batch's mean loss
+StepLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+class FastVAEModule(VAEModule):
+    """:class:`~vaelab.training.module.VAEModule` with manual optimisation: ``batch`` is one
+    ``(images, indices)`` pair or a list of them (``data.steps_per_call``), and each batch gets
+    one Adam step, the steps Lightning's automatic loop would take.
+
+    Args:
+        cuda_graph: on a CUDA device (one process), replay each full call from one captured CUDA
+            graph; the Adam state then lives on the device (``capturable``). Ignored on the CPU and
+            under DDP (the graph would bypass DDP's gradient all-reduce). Not a hyper-parameter of
+            the model: a checkpoint loads as a plain :class:`VAEModule`.
+        the rest: as :class:`~vaelab.training.module.VAEModule`.
+    """
+
+    takes_batch_lists = True
+
+    def __init__(
+        self,
+        net: str = DEFAULT_NET,
+        latent_dim: int = 2,
+        hidden: list[int] | tuple[int, ...] = (400,),
+        kl: str = "paper",
+        recon: str = "bce",
+        beta: float = 1.0,
+        lr: float = 1e-3,
+        fused: bool = True,
+        log_scale_max: float = 10.0,
+        seed: int = 0,
+        cuda_graph: bool = True,
+    ) -> None:
+        super().__init__(net, latent_dim, hidden, kl, recon, beta, lr, fused, log_scale_max, seed)
+        self.save_hyperparameters(ignore=["cuda_graph"])
+        self.cuda_graph = bool(cuda_graph)
+        # one optimiser step per batch inside training_step, which Lightning's automatic loop cannot do
+        self.automatic_optimization = False
+        self._graphs = GraphedSteps()
+        # Adam steps replayed by the graph: Lightning counts only the steps its optimizer wrapper
+        # takes, so trainer.global_step misses these; saved in checkpoints
+        self.graph_steps = 0
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.trainer.global_step + self.graph_steps
+
+    def _graphs_on(self) -> bool:
+        return self.cuda_graph and self.device.type == "cuda" and self.trainer.world_size == 1
+
+    def training_step(self, batch: tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
+        batches = batch if isinstance(batch, list) else [batch]
+        opt = self.optimizers()
+        # the torch optimiser itself for the graph: Lightning's wrapper is Python-side
+        if self._graphs_on() and self._graphs.run(batches, self.step_loss, opt.optimizer, self.vae.latent_dim, self._noise_gen, self.optimizer_steps):
+            self._train_count += len(batches) * batches[0][0].shape[0]
+            self.graph_steps += len(batches)
+            return
+        for x, _ in batches:
+            loss = self.step_loss(x, self.draw_noise(x), self.optimizer_steps)
+            self._train_count += x.shape[0]
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt.step()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        capturable = self.cuda_graph and self.device.type == "cuda"
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=bool(self.hparams.fused) or None, capturable=capturable)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["vaelab_graph_steps"] = self.graph_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.graph_steps = int(checkpoint.get("vaelab_graph_steps", 0))
+
+
+class StepGraph:
+    """``k`` training steps (forward, loss, backward, optimiser step) captured in one CUDA graph, on
+    static input buffers: a replay copies a call's batches and noise in, then runs all ``k`` steps
+    with a single launch."""
+
+    def __init__(self, step_loss: StepLoss, optimizer: torch.optim.Optimizer, latent_dim: int, shape: tuple[int, ...], device: torch.device) -> None:
+        self.shape = shape
+        k, b = shape[0], shape[1]
+        self.x = torch.zeros(shape, device=device)
+        self.noise = torch.zeros(k, b, latent_dim, device=device)
+        self.step = torch.zeros((), dtype=torch.long, device=device)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            for j in range(k):
+                loss = step_loss(self.x[j], self.noise[j], self.step + j)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    def replay(self, batches: list[tuple[Tensor, Tensor]], noise_gen: torch.Generator, first_step: int) -> None:
+        """Train on ``batches``; the noise is drawn outside the graph in the eager order."""
+        torch.stack([x for x, _ in batches], out=self.x)
+        for j in range(self.shape[0]):
+            torch.randn(self.noise.shape[1:], generator=noise_gen, device=self.noise.device, out=self.noise[j])
+        self.step.fill_(first_step)
+        self.graph.replay()
+
+
+class GraphedSteps:
+    """When to capture and replay: the first full call of a shape runs eagerly (the warm-up a
+    capture needs), the second is captured, every later one of that shape is replayed. Calls of
+    another shape (an epoch's short last call) run eagerly."""
+
+    def __init__(self) -> None:
+        self._graph: StepGraph | None = None
+        self._warm: tuple[int, ...] | None = None
+
+    def run(
+        self,
+        batches: list[tuple[Tensor, Tensor]],
+        step_loss: StepLoss,
+        optimizer: torch.optim.Optimizer,
+        latent_dim: int,
+        noise_gen: torch.Generator,
+        first_step: int,
+    ) -> bool:
+        """Replay ``batches`` through the graph; False when the caller must step eagerly."""
+        shape = (len(batches), *batches[0][0].shape)
+        if any(x.shape != batches[0][0].shape for x, _ in batches):
+            return False
+        if self._graph is None or self._graph.shape != shape:
+            if self._warm != shape:
+                self._warm = shape
+                return False
+            self._graph = StepGraph(step_loss, optimizer, latent_dim, shape, batches[0][0].device)
+        self._graph.replay(batches, noise_gen, first_step)
+        return True
