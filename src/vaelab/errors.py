@@ -21,3 +21,10 @@ class RunInterrupted(UserError):
             f"interrupted by {signal_name}: the last finished epoch's checkpoint is in {run_dir}/checkpoints/last.ckpt; "
             f"continue with resume=true and the same hydra.run.dir (or hydra.sweep.dir for a multirun)"
         )
+
+
+def warn(message: str) -> None:
+    """Say on stderr, in one ``warning:`` line, what was skipped and why; the work goes on."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.config import resolvers
 from vaelab.config.validate import check_overrides, exit_with, is_multirun
-from vaelab.errors import UserError
+from vaelab.errors import UserError, warn
 from vaelab.runs.layout import EVAL
 
 resolvers.register()
@@ -47,7 +47,7 @@ def apply_run_data(cfg: DictConfig, run_dir: Path, explicit: set[str]) -> None:
 
     settings = run_data_settings(run_dir)
     if not settings:
-        print(f"warning: {run_dir}/run_info.json is missing or has no data settings; using data.* as configured", file=sys.stderr, flush=True)
+        warn(f"{run_dir}/run_info.json is missing or has no data settings; using data.* as configured")
     with open_dict(cfg):
         for key in RUN_DATA_KEYS:
             if key in settings and f"data.{key}" not in explicit:
@@ -123,7 +123,7 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
         }
     )
     if not all(math.isfinite(result[f"{split}_{k}"]) for k in sums):
-        print(f"warning: non-finite results for {ckpt}", file=sys.stderr, flush=True)
+        warn(f"non-finite results for {ckpt}")
     return result
 
 

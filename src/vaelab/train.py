@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from vaelab.config import resolvers
 from vaelab.config.printing import print_config_tree
 from vaelab.config.validate import check_ddp_launch, check_overrides, exit_with, is_multirun, validate
-from vaelab.errors import RunInterrupted, UserError
+from vaelab.errors import RunInterrupted, UserError, warn
 from vaelab.runs import wandb_run
 from vaelab.runs.claim import claim, process_rank
 from vaelab.runs.layout import (
@@ -269,7 +269,7 @@ def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | No
     try:
         write_json(status, {"status": FAILED, "error": message, **({"traceback": trace} if trace else {})})
     except UserError as err:  # e.g. a full disk: the error line of the failure itself still follows
-        print(f"warning: {err}", file=sys.stderr, flush=True)
+        warn(f"{err}")
     wandb_run.record_failure(OmegaConf.select(cfg, "logger.wandb"), message, is_multirun())
 
 

@@ -107,6 +107,19 @@ def check_output_dir(path: str | Path, key: str) -> None:
         _exit(f"{key}={p} cannot be written ({exc.strerror or exc}: {exc.filename or p.parent}); choose a writable {key}")
 
 
+def override_choices(overrides: Sequence[str]) -> list[list[str]]:
+    """Each command-line override as the list of its ``key=value`` alternatives: the values of a
+    sweep override (``a=1,2`` -> ``[a=1, a=2]``), or the override itself. Hydra's basic sweeper runs
+    the cartesian product of these lists, in this order. Raises Hydra's parse error."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [
+        [f"{ov.get_key_element()}={v}" for v in ov.sweep_string_iterator()] if ov.is_sweep_override() else [text]
+        for text, ov in zip(overrides, parsed)
+    ]
+
+
 def check_overrides(args: Sequence[str], config_name: str) -> None:
     """Compose ``config_name`` with the command-line overrides and exit with one line on failure.
 
@@ -118,24 +131,15 @@ def check_overrides(args: Sequence[str], config_name: str) -> None:
     if any(a.startswith("-") for a in overrides):
         return
     from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        choices = override_choices(overrides)
     except Exception as exc:
         _exit(f"cannot parse the command line: {_first_line(exc)}")
-    plain: list[str] = []
-    sweeps: list[tuple[int, list[str]]] = []
-    for i, ov in enumerate(parsed):
-        if ov.is_sweep_override():
-            key = ov.get_key_element()
-            values = [f"{key}={v}" for v in ov.sweep_string_iterator()]
-            sweeps.append((i, values))
-            plain.append(values[0] if values else overrides[i])
-        else:
-            plain.append(overrides[i])
+    # the first value of every sweep, then each other value of one sweep at a time
+    plain = [c[0] if c else o for c, o in zip(choices, overrides)]
     candidates = [plain]
-    for i, values in sweeps:
+    for i, values in enumerate(choices):
         for v in values[1:]:
             candidates.append(plain[:i] + [v] + plain[i + 1 :])
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

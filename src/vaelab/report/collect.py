@@ -6,13 +6,12 @@ from __future__ import annotations
 import itertools
 import math
 import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaelab.errors import UserError
+from vaelab.errors import UserError, warn
 from vaelab.runs.layout import COMPLETED, EVAL, METRICS, STATUS, read_json
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.nets import short_name
@@ -102,11 +101,7 @@ def _job_config(job_dir: Path) -> dict[str, Any]:
     try:
         cfg = OmegaConf.load(path)
     except Exception as exc:  # a YAML or I/O error of any kind: the job is still listed, unnamed
-        print(
-            f"warning: cannot read {path} ({type(exc).__name__}: {exc}); job {job_dir.name} is listed without its settings",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"cannot read {path} ({type(exc).__name__}: {exc}); job {job_dir.name} is listed without its settings")
         return {}
     return _identity(cfg)
 
@@ -124,28 +119,16 @@ def _task_overrides(path: Path) -> list[str]:
 def _expected_jobs(sweep: Path) -> list[list[str]]:
     """The override list of every job the sweep's command line asked for (Hydra's basic sweeper:
     the cartesian product of the comma-separated values, in the order given), from multirun.yaml."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from vaelab.config.validate import override_choices
 
     path = sweep / "multirun.yaml"
     if not path.is_file():
         return []
     try:
-        task = _task_overrides(path)
-        parsed = OverridesParser.create().parse_overrides(task)
+        lists = override_choices(_task_overrides(path))
     except Exception as exc:  # YAML, I/O or override-grammar errors: jobs that never started go unlisted
-        print(
-            f"warning: cannot read the command line of {path} ({type(exc).__name__}: {exc}); jobs that never started are not listed",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"cannot read the command line of {path} ({type(exc).__name__}: {exc}); jobs that never started are not listed")
         return []
-    lists = []
-    for text, ov in zip(task, parsed):
-        if ov.is_sweep_override():
-            key = ov.get_key_element()
-            lists.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
-        else:
-            lists.append([text])
     return [list(combo) for combo in itertools.product(*lists)]
 
 
@@ -161,11 +144,7 @@ def _compose_job(overrides: list[str]) -> dict[str, Any]:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("train", overrides=overrides)
     except Exception as exc:  # Hydra composition errors of any kind: the job is listed, unnamed
-        print(
-            f"warning: cannot compose the settings of a job that never started ({' '.join(overrides)}): {type(exc).__name__}: {exc}",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"cannot compose the settings of a job that never started ({' '.join(overrides)}): {type(exc).__name__}: {exc}")
         return {}
     return _identity(cfg)
 

@@ -4,12 +4,11 @@ reconstructions of the best run of each row (drawn by :mod:`vaelab.report.figure
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vaelab.errors import UserError
+from vaelab.errors import UserError, warn
 from vaelab.report.collect import Job
 from vaelab.report.tables import KL_ORDER
 
@@ -76,7 +75,7 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
                 data_cache[key] = datamodule_for_run(job.dir, root=data_root)
             dm = data_cache[key]
         except UserError as err:
-            print(f"warning: no latent/reconstruction figures for {job.dir}: {err}", file=sys.stderr, flush=True)
+            warn(f"no latent/reconstruction figures for {job.dir}: {err}")
             continue
         x, labels = dm.splits["test"], dm.labels["test"]
         title = f"{label} penalty, latent dim {dim}, seed {job.seed} (best of its row), test set"

@@ -71,7 +71,13 @@ class Claim:
 
 
 def lock_run_dir(out_dir: Path) -> IO[str]:
-    """Take the run dir's lock or stop with one line naming the process that holds it."""
+    """Take the run dir's lock or stop with one line naming the process that holds it.
+
+    Raw ``fcntl.flock`` rather than the ``filelock`` package, on purpose: the refusal names the
+    holder's pid, which the holder writes into the lock file, and ``filelock`` owns that file (it
+    may truncate it when another process tries the lock); ``filelock`` itself uses ``flock`` on
+    POSIX, the only systems vaelab runs on (Linux, SLURM clusters, macOS). The kernel drops the
+    lock when its holder dies, SIGKILL included."""
     handle = open(out_dir / LOCK, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

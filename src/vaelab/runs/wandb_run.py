@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from omegaconf import OmegaConf
 
+from vaelab.errors import warn
 from vaelab.runs.layout import METRICS, RUN_INFO, read_json
 
 RUN_ID_FILE = "wandb_run_id"
@@ -71,11 +72,7 @@ def resolve_mode(mode: str) -> str:
     elif not _server_reachable(settings.base_url):
         reason = f"W&B server {settings.base_url} is not reachable"
     if reason:
-        print(
-            f"warning: W&B online mode asked but {reason}: logging offline instead; upload later with `wandb sync <run dir>/wandb/offline-run-*`",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"W&B online mode asked but {reason}: logging offline instead; upload later with `wandb sync <run dir>/wandb/offline-run-*`")
         os.environ["WANDB_MODE"] = "offline"
         return "offline"
     return mode
@@ -105,9 +102,7 @@ def finish(failed: bool) -> None:
             except (ConnectionError, OSError) as exc:
                 # the W&B service process is gone: SLURM signals every process of a job on preemption
                 # or requeue, wandb-core included. The run's files are already on disk.
-                print(
-                    f"warning: the W&B run could not be closed ({type(exc).__name__}: {exc}); its offline files are kept", file=sys.stderr, flush=True
-                )
+                warn(f"the W&B run could not be closed ({type(exc).__name__}: {exc}); its offline files are kept")
 
 
 def update_summary(loggers: Iterable[Any], values: dict[str, Any], interrupted: bool) -> None:
@@ -122,9 +117,7 @@ def update_summary(loggers: Iterable[Any], values: dict[str, Any], interrupted: 
         except ConnectionError as exc:
             if not interrupted:
                 raise
-            print(
-                f"warning: W&B summary not written ({type(exc).__name__}: {exc}): the signal stopped W&B's service too", file=sys.stderr, flush=True
-            )
+            warn(f"W&B summary not written ({type(exc).__name__}: {exc}): the signal stopped W&B's service too")
 
 
 # ------------------------------------------------------------------------------------ the group
@@ -235,7 +228,7 @@ def use_artifacts(run: Any, names: Iterable[str]) -> None:
             run.use_artifact(name, type="model")
         except Exception as exc:  # lineage is a nicety: never stop the evaluation or report for it
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            print(f"warning: W&B lineage: cannot use artifact {name}: {first}", file=sys.stderr, flush=True)
+            warn(f"W&B lineage: cannot use artifact {name}: {first}")
 
 
 def record_failure(node: Any, message: str, multirun: bool) -> None:
@@ -260,4 +253,4 @@ def record_failure(node: Any, message: str, multirun: bool) -> None:
             )
         wandb.run.summary["error"] = message
     except Exception as exc:  # recording a failure must not hide the failure itself: say what was skipped
-        print(f"warning: the failure was not recorded in W&B ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+        warn(f"the failure was not recorded in W&B ({type(exc).__name__}: {exc})")

@@ -5,7 +5,6 @@ its last epoch. Checkpoints and the run's clock are Lightning's own ``ModelCheck
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
+
+from vaelab.errors import warn
 
 
 class EpochProgress(pl.Callback):
@@ -210,14 +211,14 @@ class ImageLogger(pl.Callback):
             for name, grid in panels.items():
                 save_image(grid, self.out_dir / f"{name}_epoch{epoch:03d}.png")
         except OSError as exc:
-            _warn(f"image panels of epoch {epoch} not saved in {self.out_dir}: {exc.strerror or exc}")
+            warn(f"image panels of epoch {epoch} not saved in {self.out_dir}: {exc.strerror or exc}")
         # 8-bit pixels as in the PNGs: wandb 0.31 casts float images to uint8 without scaling (black)
         pixels = {name: grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8) for name, grid in panels.items()}
         for logger in trainer.loggers:
             try:
                 _log_panels(logger, pixels, epoch, step)
             except OSError as exc:
-                _warn(f"image panels of epoch {epoch} not logged to {type(logger).__name__}: {exc.strerror or exc}")
+                warn(f"image panels of epoch {epoch} not logged to {type(logger).__name__}: {exc.strerror or exc}")
 
 
 def _log_panels(logger: object, panels: dict[str, Tensor], epoch: int, step: int) -> None:
@@ -235,7 +236,3 @@ def _log_panels(logger: object, panels: dict[str, Tensor], epoch: int, step: int
     elif isinstance(logger, TensorBoardLogger):
         for name, grid in panels.items():
             logger.experiment.add_image(f"images/{name}", grid, global_step=step)
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)

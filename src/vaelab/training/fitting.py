@@ -4,8 +4,9 @@ whether a signal ended the fit (so the run can be recorded as interrupted and re
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
+
+from vaelab.errors import warn
 
 
 def summarize(history: list[dict[str, float]]) -> tuple[float, int]:
@@ -38,10 +39,6 @@ def fit_or_interrupt(trainer: Any, module: Any, datamodule: Any, ckpt_path: str 
         # stops the W&B service process, and the logger's next call fails. The signal is the cause.
         if not trainer.received_sigterm:
             raise
-        print(
-            f"warning: the SIGTERM also stopped W&B's service ({type(exc).__name__}: {exc}); this session's last rows may be missing from W&B",
-            file=sys.stderr,
-            flush=True,
-        )
+        warn(f"the SIGTERM also stopped W&B's service ({type(exc).__name__}: {exc}); this session's last rows may be missing from W&B")
         return "SIGTERM"
     return None
