@@ -1,0 +1,110 @@
+"""A model added outside the package: one class and one YAML, no file of vaelab edited.
+
+The class sits in a module on a temp path, its YAML in a folder added to Hydra's search path, as
+docs/architecture.md ("Recipes") tells a user to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TINY
+
+# a network the package does not ship: the report's MLP with tanh between its layers
+MODULE = '''
+from torch import nn
+
+from vaelab.vae.model import IMAGE_PIXELS, GaussianVAE
+
+
+def _tanh_mlp(sizes):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+class TanhVAE(GaussianVAE):
+    def __init__(self, latent_dim, hidden=(64,), log_scale_max=10.0):
+        super().__init__(latent_dim, log_scale_max)
+        self.encoder = _tanh_mlp([IMAGE_PIXELS, *hidden, 2 * self.latent_dim])
+        self.decoder = _tanh_mlp([self.latent_dim, *reversed(list(hidden)), IMAGE_PIXELS])
+'''
+
+# the model's YAML: the shipped MLP's keys, with this network
+YAML = """
+# a model of my own: the shipped MLP's settings, with my network
+defaults:
+  - vae_mlp
+  - _self_
+# my network class, by import path
+net: my_vae.TanhVAE
+"""
+
+
+@pytest.fixture()
+def outside(tmp_path: Path) -> Path:
+    """A folder holding my_vae.py and conf/model/my_vae.yaml, outside the package."""
+    (tmp_path / "my_vae.py").write_text(textwrap.dedent(MODULE))
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "my_vae.yaml").write_text(YAML)
+    return tmp_path
+
+
+def _train(outside: Path, tiny_root: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(outside), "WANDB_MODE": "disabled"}
+    args = ["model=my_vae", f"hydra.searchpath=[file://{outside / 'conf'}]", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={run_dir}"]
+    return subprocess.run([sys.executable, "-m", "vaelab.train", *args, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_model_outside_the_package_trains_with_fast_dev_run(outside: Path, tiny_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = _train(outside, tiny_root, run, "debug=fast_dev_run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["net"] == "my_vae.TanhVAE"
+    assert metrics["epochs"] == 1 and metrics["history"][0]["val/loss"] > 0
+    recorded = json.loads((run / "run_info.json").read_text())["config"]["model"]
+    assert recorded["net"] == "my_vae.TanhVAE" and recorded["hidden"] == [32]  # TINY's width, through the shipped defaults
+
+
+def test_its_checkpoint_loads_and_evaluates_without_the_config(outside: Path, tiny_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = _train(outside, tiny_root, run, "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = json.loads((run / "metrics.json").read_text())["best_ckpt"]
+    # no config, no Hydra: the checkpoint names its network
+    probe = (
+        "from vaelab.runs.reading import load_module; m = load_module(%r); "
+        "print(type(m.vae).__module__, type(m.vae).__name__, sum(isinstance(x, __import__('torch').nn.Tanh) for x in m.vae.modules()))" % ckpt
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(outside)}, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.split() == ["my_vae", "TanhVAE", "2"]  # tanh after the encoder's and the decoder's hidden layer
+    out = tmp_path / "eval.json"
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "vaelab.evaluate", f"ckpt_path={ckpt}", "k=2", f"out={out}", f"data.root={tiny_root}"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(outside), "WANDB_MODE": "disabled"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["test_iw_nll"] > 0 and result["k"] == 2
+
+
+def test_a_wrong_net_path_is_one_error_line(tiny_root: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vaelab.train", "model.net=vaelab.vae.model.NoSuchVAE", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={tmp_path / 'r'}"],
+        cwd=REPO, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [lines[-1]] and lines[-1].startswith("error: model.net=vaelab.vae.model.NoSuchVAE is invalid: ") and "Traceback" not in proc.stderr
