@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, TINY
 
 # a network the package does not ship: the report's MLP with tanh between its layers
-MODULE = '''
+MODULE = """
 from torch import nn
 
 from vaelab.vae.model import IMAGE_PIXELS, GaussianVAE
@@ -38,7 +38,7 @@ class TanhVAE(GaussianVAE):
         super().__init__(latent_dim, log_scale_max)
         self.encoder = _tanh_mlp([IMAGE_PIXELS, *hidden, 2 * self.latent_dim])
         self.decoder = _tanh_mlp([self.latent_dim, *reversed(list(hidden)), IMAGE_PIXELS])
-'''
+"""
 
 # the model's YAML: the shipped MLP's keys, with this network
 YAML = """
@@ -62,7 +62,14 @@ def outside(tmp_path: Path) -> Path:
 
 def _train(outside: Path, tiny_root: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(outside), "WANDB_MODE": "disabled"}
-    args = ["model=my_vae", f"hydra.searchpath=[file://{outside / 'conf'}]", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={run_dir}"]
+    args = [
+        "model=my_vae",
+        f"hydra.searchpath=[file://{outside / 'conf'}]",
+        f"data.root={tiny_root}",
+        *TINY,
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
+    ]
     return subprocess.run([sys.executable, "-m", "vaelab.train", *args, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -84,10 +91,12 @@ def test_its_checkpoint_loads_and_evaluates_without_the_config(outside: Path, ti
     ckpt = json.loads((run / "metrics.json").read_text())["best_ckpt"]
     # no config, no Hydra: the checkpoint names its network
     probe = (
-        "from vaelab.runs.reading import load_module; m = load_module(%r); "
-        "print(type(m.vae).__module__, type(m.vae).__name__, sum(isinstance(x, __import__('torch').nn.Tanh) for x in m.vae.modules()))" % ckpt
+        f"from vaelab.runs.reading import load_module; m = load_module({ckpt!r}); "
+        "print(type(m.vae).__module__, type(m.vae).__name__, sum(isinstance(x, __import__('torch').nn.Tanh) for x in m.vae.modules()))"
     )
-    loaded = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(outside)}, capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(outside)}, capture_output=True, text=True, timeout=120
+    )
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.split() == ["my_vae", "TanhVAE", "2"]  # tanh after the encoder's and the decoder's hidden layer
     out = tmp_path / "eval.json"
@@ -107,4 +116,6 @@ def test_a_wrong_net_path_is_one_error_line(tiny_root: Path, tmp_path: Path) -> 
     )  # fmt: skip
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert lines == [lines[-1]] and lines[-1].startswith("error: model.net=vaelab.vae.model.NoSuchVAE is invalid: ") and "Traceback" not in proc.stderr
+    assert (
+        lines == [lines[-1]] and lines[-1].startswith("error: model.net=vaelab.vae.model.NoSuchVAE is invalid: ") and "Traceback" not in proc.stderr
+    )
