@@ -50,6 +50,7 @@ class ModelSchema(_Section):
     kl: _choices(KL_FORMS) | None = rule(f"one of {', '.join(KL_FORMS)}", "model.kl=analytic")
     recon: _choices(RECON_FORMS) | None = rule(f"one of {', '.join(RECON_FORMS)}", "model.recon=bce")
     beta: Annotated[Number, Field(ge=0)] | None = rule("a number >= 0", "model.beta=1.0")
+    kl_warmup_epochs: Annotated[StrictInt, Field(ge=0)] | None = rule("an integer >= 0", "model.kl_warmup_epochs=100")
     lr: Annotated[Number, Field(gt=0)] | None = rule("a number > 0", "model.lr=1e-3")
     log_scale_max: Annotated[Number, Field(gt=0, le=40)] | None = rule("a number in (0, 40]", "model.log_scale_max=10")
 

@@ -32,7 +32,10 @@ SHAPING_KEYS = (
     "model.kl",
     "model.recon",
     "model.beta",
+    "model.kl_warmup_epochs",
     "model.lr",
+    # fused and unfused Adam round differently, and a resumed optimiser keeps its recorded kernel
+    "model.fused",
     "model.log_scale_max",
     "data._target_",
     "data.dataset",

@@ -49,9 +49,10 @@ class FastVAEModule(VAEModule):
         fused: bool = True,
         log_scale_max: float = 10.0,
         seed: int = 0,
+        kl_warmup_epochs: int = 0,
         cuda_graph: bool = True,
     ) -> None:
-        super().__init__(net, latent_dim, hidden, kl, recon, beta, lr, fused, log_scale_max, seed)
+        super().__init__(net, latent_dim, hidden, kl, recon, beta, lr, fused, log_scale_max, seed, kl_warmup_epochs)
         self.save_hyperparameters(ignore=["cuda_graph"])
         self.cuda_graph = bool(cuda_graph)
         # one optimiser step per batch inside training_step, which Lightning's automatic loop cannot do

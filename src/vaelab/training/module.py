@@ -52,6 +52,9 @@ class VAEModule(pl.LightningModule):
         lr: Adam learning rate.
         fused: use the fused Adam kernel (same maths, fewer kernel launches).
         seed: run seed; with the epoch it fixes the training noise stream.
+        kl_warmup_epochs: KL warm-up: the training loss weighs the penalty by ``beta * min(1, e / W)``
+            in (1-based) epoch ``e`` of ``W`` (0: none, the report's loss from the first step).
+            Validation, test and early stopping always use the full objective.
     """
 
     # one (images, indices) batch per training_step call: data.steps_per_call must be 1
@@ -69,6 +72,7 @@ class VAEModule(pl.LightningModule):
         fused: bool = True,
         log_scale_max: float = 10.0,
         seed: int = 0,
+        kl_warmup_epochs: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -80,6 +84,9 @@ class VAEModule(pl.LightningModule):
         self._noise_gen: torch.Generator | None = None
         # first optimizer step whose loss was not finite (-1: none); checked without a per-step sync
         self.register_buffer("_nonfinite_step", torch.tensor(-1, dtype=torch.long), persistent=False)
+        # this epoch's KL warm-up weight of the penalty in the training loss: a tensor, filled in
+        # place each epoch, so a captured CUDA graph reads the current value
+        self.register_buffer("_kl_weight", torch.tensor(1.0), persistent=False)
         # this epoch's training-loss sum (float64) and image count on this rank. Not a torchmetrics
         # object: its update must be capturable in a CUDA graph (FastVAEModule), which torchmetrics'
         # Python-side update state is not, and costs ~0.1 ms per step on the CPU; it is summed over
@@ -103,8 +110,15 @@ class VAEModule(pl.LightningModule):
         if self._train_sum is None:
             self._train_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         self._train_sum.zero_()  # in place: a captured CUDA graph adds into this tensor
+        self._kl_weight.fill_(self.kl_weight(self.current_epoch + 1))
         self._train_count = 0
         self._train_open = True
+
+    def kl_weight(self, epoch: int) -> float:
+        """The weight of the penalty in the training loss of 1-based ``epoch``: ``beta``, ramped up
+        linearly over the first ``kl_warmup_epochs`` epochs."""
+        warmup = int(self.hparams.get("kl_warmup_epochs", 0) or 0)
+        return float(self.hparams.beta) * (min(1.0, epoch / warmup) if warmup > 0 else 1.0)
 
     def draw_noise(self, x: Tensor) -> Tensor:
         """Eq. 2's noise ``e`` for a training batch, from this epoch's stream."""
@@ -114,8 +128,9 @@ class VAEModule(pl.LightningModule):
         """The mean loss of one batch; adds its sum to the epoch total and records ``step`` if the
         loss is not finite (no host sync, so it can also run inside a CUDA graph)."""
         terms = self.terms(x, noise)
-        self._train_sum.add_(terms.loss.detach().sum())
-        loss = terms.loss.mean()
+        per_image = terms.recon + self._kl_weight * terms.kl if self.hparams.get("kl_warmup_epochs") else terms.loss
+        self._train_sum.add_(per_image.detach().sum())
+        loss = per_image.mean()
         fresh = (self._nonfinite_step < 0) & ~torch.isfinite(loss.detach())
         self._nonfinite_step.copy_(torch.where(fresh, step, self._nonfinite_step))
         return loss
