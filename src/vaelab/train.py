@@ -24,7 +24,7 @@ from vaelab.config.printing import print_config_tree
 from vaelab.config.validate import check_ddp_launch, check_overrides, exit_with, is_multirun, validate
 from vaelab.errors import RunInterrupted, UserError, warn
 from vaelab.runs import wandb_run
-from vaelab.runs.claim import claim, process_rank
+from vaelab.runs.claim import claim, process_rank, write_hydra_record
 from vaelab.runs.layout import (
     CHECKPOINTS,
     COMPLETED,
@@ -210,6 +210,8 @@ def train_task(cfg: DictConfig) -> float | None:
         print(f"error: {invalid or err}", file=sys.stderr, flush=True)
         return None
     try:
+        if taken.action != "keep" and process_rank() == 0:
+            write_hydra_record(out_dir, cfg)
         if invalid is not None:
             raise invalid
         if taken.action == "keep":

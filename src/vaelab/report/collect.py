@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError, warn
-from vaelab.runs.layout import COMPLETED, EVAL, METRICS, STATUS, read_json
+from vaelab.runs.layout import COMPLETED, EVAL, HYDRA_RECORD, METRICS, STATUS, read_json
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.nets import short_name
 
@@ -95,7 +95,7 @@ def _job_config(job_dir: Path) -> dict[str, Any]:
     """kl, latent_dim, seed, net and dataset of a job from Hydra's saved config (present even when it failed)."""
     from omegaconf import OmegaConf
 
-    path = job_dir / ".hydra" / "config.yaml"
+    path = job_dir / HYDRA_RECORD / "config.yaml"
     if not path.is_file():
         return {}
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vaelab.errors import UserError
-from vaelab.runs.layout import CHECKPOINTS, COMPLETED, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, read_json
+from vaelab.runs.layout import CHECKPOINTS, COMPLETED, HYDRA_RECORD, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, read_json
 
 LOCK = ".lock"
 # config keys that shape a run's numbers: resume=true refuses any change of them
@@ -164,3 +164,21 @@ def _decide(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool)
         print(f"{out_dir} was stopped (status {status}) before its first checkpoint: starting it from epoch 1", flush=True)
         return "fresh"
     raise UserError(f"resume=true but {last} does not exist: pass {key}=<the run dir to resume> (or hydra.sweep.dir for a multirun)")
+
+
+def write_hydra_record(out_dir: Path, cfg: Any) -> None:
+    """Write Hydra's record of this job (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``,
+    as Hydra writes them) into a run dir this job has claimed. Hydra's own copy is off
+    (``hydra.output_subdir: null``): Hydra writes it before the task runs, so a refused command
+    (a locked dir, a resume with other settings, a completed run) would overwrite the record of the
+    run that owns the dir."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    folder = out_dir / HYDRA_RECORD
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})), ("overrides.yaml", hydra_cfg.overrides.task)):
+        (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")

@@ -11,6 +11,8 @@ A run dir holds::
     checkpoints/       best-epochNNN.ckpt (minimal val/loss) and last.ckpt (newest epoch)
     images/            image panels (PNG)
     wandb/             the W&B run(s), offline unless WANDB_MODE says otherwise
+    .hydra/            Hydra's record of the command: config.yaml, hydra.yaml, overrides.yaml,
+                       written once the run dir is claimed (vaelab.runs.claim.write_hydra_record)
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ STATUS = "status.json"
 METRICS = "metrics.json"
 EVAL = "eval.json"
 CHECKPOINTS = "checkpoints"
+# Hydra's record of a job's command (its output_subdir, which vaelab writes itself: see claim.py)
+HYDRA_RECORD = ".hydra"
 LAST_CKPT = "last.ckpt"
 
 # status.json "status" values
