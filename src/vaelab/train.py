@@ -39,6 +39,7 @@ from vaelab.runs.layout import (
     read_json,
     write_json,
 )
+from vaelab.runs.sweep import describe_job
 from vaelab.runs.wandb_run import finish, update_summary
 from vaelab.training.fitting import fit_or_interrupt, summarize
 
@@ -67,17 +68,21 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     stopping). ``cfg.ckpt_path`` instead starts a new run from another checkpoint's weights only:
     a fresh history, its source recorded in ``run_info.json``."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import Timer
+    from pytorch_lightning.callbacks import ProgressBar, Timer
 
     from vaelab.runs.provenance import provenance
     from vaelab.training.callbacks import stop_reason
     from vaelab.training.checkpoint import AtomicCheckpointIO, check_checkpoint
-    from vaelab.training.runtime import configure_torch
+    from vaelab.training.runtime import configure_torch, silence_third_party_noise
 
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     check_ddp_launch(cfg, is_multirun())
     configure_torch(cfg.get("threads"))
+    if OmegaConf.select(cfg, "extras.ignore_warnings", default=False):
+        silence_third_party_noise()
+        if OmegaConf.select(cfg, "logger.wandb") is not None:
+            wandb_run.quiet()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     ckpt_path = str(out_dir / CHECKPOINTS / LAST_CKPT) if resume else None
@@ -92,6 +97,8 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     # run's wall time counts all its sessions
     clock = Timer(interval="epoch")
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock]
+    if not cfg.trainer.get("enable_progress_bar"):  # Lightning refuses a bar callback with the bar off
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate_logger(c, out_dir) for c in (cfg.get("logger") or {}).values()]
     plugins: list[Any] = [AtomicCheckpointIO()]
     if "SLURM_JOB_ID" in os.environ:
@@ -148,6 +155,7 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
         best_ckpt=ckpt or None,
         wall_time_s=round(before_s + time.perf_counter() - start, 3),
         git_commit=info["git_commit"],
+        vaelab_version=info["vaelab_version"],
         history=history,
     )
     if trainer.is_global_zero:
@@ -227,6 +235,8 @@ def train_task(cfg: DictConfig) -> float | None:
         metrics = train(cfg, resume=taken.action == "resume")
         failed = False
         write_json(status, {"status": COMPLETED})
+        if not is_multirun() and process_rank() == 0:  # a multirun's summary prints this for every job
+            print(describe_job(out_dir, prefix="run: "), flush=True)
         # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
         # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
         best = metrics.val_loss_min

@@ -7,6 +7,7 @@ registering twice is harmless (``replace=True``).
 from __future__ import annotations
 
 import os
+import sys
 
 from omegaconf import OmegaConf
 
@@ -24,8 +25,10 @@ def gpus_per_node(accelerator: str, devices: object) -> int:
 
 
 def register() -> None:
-    """Register ``vaelab.repo_root``, ``vaelab.basename``, ``vaelab.job_threads`` and ``vaelab.gpus_per_node``."""
+    """Register ``vaelab.repo_root``, ``vaelab.basename``, ``vaelab.job_threads``, ``vaelab.gpus_per_node``
+    and ``vaelab.terminal`` (whether standard output is a terminal: a progress bar, else lines)."""
     OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(project_root()), replace=True)
     OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
     OmegaConf.register_new_resolver("vaelab.job_threads", job_threads, replace=True)
     OmegaConf.register_new_resolver("vaelab.gpus_per_node", gpus_per_node, replace=True)
+    OmegaConf.register_new_resolver("vaelab.terminal", lambda: sys.stdout.isatty(), replace=True)

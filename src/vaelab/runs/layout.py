@@ -63,7 +63,8 @@ class Metrics:
     test_kl: float
     best_ckpt: str | None
     wall_time_s: float  # all sessions of the run, resumed ones included
-    git_commit: str | None
+    git_commit: str | None  # None outside a git checkout (an installed package): vaelab_version says
+    vaelab_version: str | None = None  # the package version, from its installed metadata
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
 
     def to_json(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vaelab.paths import checkout_root
 
-PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf", "wandb")
+PACKAGES = ("vaelab", "torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf", "wandb")
 
 
 def _git(*args: str) -> str | None:
@@ -65,11 +65,15 @@ def machine() -> str:
 
 
 def provenance() -> dict[str, object]:
-    """Everything above in one dict, for run dirs and W&B run configs."""
+    """Everything above in one dict, for run dirs and W&B run configs. The package version comes
+    from its installed metadata, so a run made with ``pip install .`` (no checkout, no commit) still
+    names the code that made it."""
+    versions = package_versions()
     return {
+        "vaelab_version": versions["vaelab"],
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
-        "versions": package_versions(),
+        "versions": versions,
         "python": platform.python_version(),
         "machine": machine(),
     }

@@ -37,24 +37,10 @@ def print_summary(sweep_dir: Path) -> list[Path]:
     failed = []
     print(f"\nsweep {sweep_dir}: {len(jobs)} job(s)", flush=True)
     for job in jobs:
-        status = read_json(job / STATUS)
-        state = status.get("status", "unknown")
+        state = read_json(job / STATUS).get("status", "unknown")
         if state != COMPLETED:
             failed.append(job)
-            print(f"  {job.name}: {state.upper()} {status.get('error', '')}", flush=True)
-            continue
-        m = read_json(job / METRICS)
-        wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
-        print(
-            f"  {job.name}: latent_dim={m.get('latent_dim')} seed={m.get('seed')} kl={m.get('kl')} "
-            f"val_loss_min={m.get('val_loss_min', float('nan')):.3f} (epoch {m.get('val_loss_min_epoch')} of {m.get('epochs')}, "
-            f"stopped by {m.get('stop_reason', 'unknown')}) "
-            f"test_loss={m.get('test_loss', float('nan')):.3f}\n"
-            f"      metrics: {job / METRICS}\n"
-            f"      best checkpoint: {m.get('best_ckpt')}\n"
-            f"      W&B run: {', '.join(wandb_runs) or 'none (logger not wandb)'}",
-            flush=True,
-        )
+        print(describe_job(job, prefix=f"  {job.name}: "), flush=True)
     if failed:
         what = "failed" if {read_json(j / STATUS).get("status") for j in failed} <= {"failed"} else "did not complete"
         print(
@@ -63,3 +49,25 @@ def print_summary(sweep_dir: Path) -> list[Path]:
             flush=True,
         )
     return failed
+
+
+def describe_job(job: Path, prefix: str = "") -> str:
+    """What became of one run: its settings, minimal val/loss with its epoch and stop reason, test
+    loss, and where its metrics, best checkpoint and W&B run are. The end of every run prints it,
+    and a multirun's summary prints it per job."""
+    status = read_json(job / STATUS)
+    state = status.get("status", "unknown")
+    if state != COMPLETED:
+        return f"{prefix}{state.upper()} {status.get('error', '')}".rstrip()
+    m = read_json(job / METRICS)
+    wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
+    return (
+        f"{prefix}latent_dim={m.get('latent_dim')} seed={m.get('seed')} kl={m.get('kl')} "
+        f"val_loss_min={m.get('val_loss_min', float('nan')):.3f} (epoch {m.get('val_loss_min_epoch')} of {m.get('epochs')}, "
+        f"cap {m.get('max_epochs')}, stopped by {m.get('stop_reason', 'unknown')}) "
+        f"test_loss={m.get('test_loss', float('nan')):.3f}\n"
+        f"      run dir: {job}\n"
+        f"      metrics: {job / METRICS}\n"
+        f"      best checkpoint: {m.get('best_ckpt')}\n"
+        f"      W&B run: {', '.join(wandb_runs) or 'none (logger not wandb)'}"
+    )

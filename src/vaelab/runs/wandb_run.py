@@ -254,3 +254,12 @@ def record_failure(node: Any, message: str, multirun: bool) -> None:
         wandb.run.summary["error"] = message
     except Exception as exc:  # recording a failure must not hide the failure itself: say what was skipped
         warn(f"the failure was not recorded in W&B ({type(exc).__name__}: {exc})")
+
+
+def quiet() -> None:
+    """W&B's terminal chatter off for this process (``extras.ignore_warnings``): its sync hints
+    and the deprecation warning for the ``anonymous`` setting, which Lightning's WandbLogger always
+    passes. The run's files and its summary are unchanged; the run's end summary prints its path."""
+    import wandb
+
+    wandb.setup(settings=wandb.Settings(silent=True))

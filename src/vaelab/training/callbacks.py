@@ -11,17 +11,40 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from vaelab.errors import warn
+from vaelab.training.module import DEFAULT_NET
+
+
+def epoch_status(trainer: pl.Trainer, pl_module: pl.LightningModule, label: str, epoch: int) -> str:
+    """``[label] epoch 5 (cap 300) patience 2/15``: which run, the 1-based epoch, the epoch cap
+    (a cap, not a plan: early stopping usually ends a run first) and the epochs early stopping has
+    waited since the best one. The label gains the network and data set when they are not the
+    report's MLP on MNIST."""
+    extra = []
+    net = str(pl_module.hparams.get("net", "")) if hasattr(pl_module, "hparams") else ""
+    if net and net != DEFAULT_NET:
+        extra.append(f"net={net.rpartition('.')[2]}")
+    dataset = getattr(trainer.datamodule, "dataset", "mnist") if trainer.datamodule is not None else "mnist"
+    if dataset != "mnist":
+        extra.append(f"data={dataset}")
+    text = f"[{' '.join([label, *extra]).strip()}] epoch {epoch} (cap {trainer.max_epochs})"
+    stopper = next((c for c in trainer.callbacks if isinstance(c, LightningEarlyStopping)), None)
+    if stopper is not None:
+        text += f" patience {stopper.wait_count}/{stopper.patience}"
+    return text
 
 
 class EpochProgress(pl.Callback):
-    """Print one line per epoch: which run, epoch i/n, train and validation loss, time.
+    """Print one line per epoch, where no progress bar runs (a log file, a cluster or a parallel
+    job's output): which run, epoch (cap), patience, train and validation loss, time.
 
-    Cheaper than a per-step progress bar and readable in logs of parallel or cluster jobs.
+    Args:
+        label: names the run in the lines (``ld=2 seed=0 kl=paper``).
     """
 
     def __init__(self, label: str = "") -> None:
@@ -34,14 +57,36 @@ class EpochProgress(pl.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", [])
-        if not history or history[-1]["epoch"] != trainer.current_epoch + 1:
+        if trainer.progress_bar_callback is not None or not history or history[-1]["epoch"] != trainer.current_epoch + 1:
             return
         row = history[-1]
         parts = [f"{k}={row[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in row]
-        print(
-            f"[{self.label}] epoch {row['epoch']}/{trainer.max_epochs} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)",
-            flush=True,
-        )
+        status = epoch_status(trainer, pl_module, self.label, int(row["epoch"]))
+        print(f"{status} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)", flush=True)
+
+
+class EpochBar(TQDMProgressBar):
+    """Lightning's TQDM bar, on a terminal (``trainer.enable_progress_bar``): a bar per epoch with
+    its ETA, described as :class:`EpochProgress` lines are (epoch, cap, patience), with the last
+    epoch's losses beside it.
+
+    Args:
+        label: names the run (``ld=2 seed=0 kl=paper``).
+    """
+
+    def __init__(self, label: str = "") -> None:
+        super().__init__(leave=True)  # each epoch's bar stays: one line per epoch, as in a log
+        self.label = label
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        if self.train_progress_bar is not None:
+            self.train_progress_bar.set_description(epoch_status(trainer, pl_module, self.label, trainer.current_epoch + 1))
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, int | str | float | dict[str, float]]:
+        history = getattr(pl_module, "history", [])
+        last = history[-1] if history else {}
+        return {k: f"{last[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in last}
 
 
 class EpochAxis(pl.Callback):

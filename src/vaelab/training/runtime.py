@@ -67,3 +67,22 @@ def job_threads(launcher: Any) -> int | None:
     if get("cpus_per_task", None):  # submitit's launchers (and ours built on its SLURM one)
         return int(get("cpus_per_task"))
     return None
+
+
+class _DropLitLoggerTip:
+    """A logging filter: Lightning's advertisement for its hosted logger, printed on every run."""
+
+    def filter(self, record: Any) -> bool:
+        return "litlogger" not in str(record.getMessage())
+
+
+def silence_third_party_noise() -> None:
+    """Drop the lines of third-party libraries that every run prints and no run needs
+    (``extras.ignore_warnings``): Lightning's litlogger tip, its warning that an epoch has fewer
+    batches than the logging interval (we log per epoch). W&B's chatter is silenced by
+    :func:`vaelab.runs.wandb_run.quiet`. Errors still print."""
+    import logging
+    import warnings
+
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropLitLoggerTip())
+    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
