@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format reproduce reproduce-literature benchmark sweep-speedup clean-venv
+.PHONY: run test test-fast lint format reproduce reproduce-literature benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,14 +16,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m vaelab.train -m experiment=paper model.latent_dim=1,2
 
-## reproduce: the report's table from nothing: 12 training runs, evaluation, results/ (scripts/reproduce.sh;
-##            set VAELAB_DATA_ROOT to the folder holding MNIST/raw/)
+## reproduce: the report's table from nothing: 12 training runs, evaluation, results/ (scripts/reproduce.sh paper;
+##            set VAELAB_DATA_ROOT to the folder holding MNIST/raw/; ARGS="..." passes options and Hydra overrides,
+##            e.g. make reproduce ARGS="trainer=gpu hydra.launcher.n_jobs=12")
 reproduce: $(STAMP)
-	PYTHON=$(PY) scripts/reproduce.sh
+	PYTHON=$(PY) scripts/reproduce.sh paper $(ARGS)
 
 ## reproduce-literature: the Gaussian-VAE protocol of Davidson et al. 2018 (binarised MNIST, d=2 and 5, IW NLL k=500)
 reproduce-literature: $(STAMP)
-	PYTHON=$(PY) scripts/reproduce_literature.sh
+	PYTHON=$(PY) scripts/reproduce.sh literature $(ARGS)
 
 ## test: lint, then the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
 test: lint
@@ -35,21 +36,17 @@ test-fast: $(STAMP)
 
 ## lint: ruff's linter and formatter check, with the settings in pyproject.toml
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/ruff format --check src tests scripts bench
 
 ## format: apply ruff's fixes and formatting
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix src tests scripts
-	$(VENV)/bin/ruff format src tests scripts
+	$(VENV)/bin/ruff check --fix src tests scripts bench
+	$(VENV)/bin/ruff format src tests scripts bench
 
-## benchmark: real training path vs a plain PyTorch loop and the torchvision DataLoader path
+## benchmark: real training path vs a plain PyTorch loop and the torchvision DataLoader path (bench/README.md)
 benchmark: $(STAMP)
-	$(PY) scripts/benchmark.py
-
-## sweep-speedup: wall time of a sweep, sequential vs joblib-parallel
-sweep-speedup: $(STAMP)
-	$(PY) scripts/sweep_speedup.py
+	$(PY) bench/benchmark.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -80,7 +80,7 @@ def test_slurm_config_renders_the_sbatch_script_with_overrides() -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            str(REPO / "scripts" / "slurm_script.py"),
+            str(REPO / "tests" / "slurm" / "slurm_script.py"),
             "--jobs",
             "4",
             "hydra.sweep.dir=/scratch/sw",
@@ -110,7 +110,7 @@ def test_slurm_config_renders_the_sbatch_script_with_overrides() -> None:
 
 
 def test_slurm_jobs_on_the_cpu_ask_for_no_gpu() -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "slurm_script.py"), "--jobs", "2", "hydra.sweep.dir=/scratch/sw", "trainer=cpu",
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "slurm" / "slurm_script.py"), "--jobs", "2", "hydra.sweep.dir=/scratch/sw", "trainer=cpu",
                            "hydra.launcher.cpus_per_task=2", "hydra.launcher.mem_gb=3"], capture_output=True, text=True, timeout=120, cwd=REPO)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     # submitit writes --gpus-per-node=0, which a CPU node accepts (tests/test_slurm.py runs such jobs)

@@ -1,4 +1,5 @@
-"""The scripts run end to end: the benchmark (tiny settings, synthetic data) prints every figure, and the README carries the committed results table."""
+"""The tools run end to end: bench/benchmark.py (tiny settings, synthetic data) prints every figure, bench/patience_replay.py
+replays early stopping, and scripts/readme_results.py keeps the README's results table the committed one."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
     env = {k: v for k, v in os.environ.items() if k != "VAELAB_DATA_ROOT"}
     env["PYTHONPATH"] = str(REPO / "src")
     args = ["--rounds", "1", "--steps", "6", "--skip", "2", "--c-steps", "3", "--epochs", "0", "--threads", "1"]
-    proc = run_script(REPO / "scripts" / "benchmark.py", *args, env=env)
+    proc = run_script(REPO / "bench" / "benchmark.py", *args, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "SYNTHETIC" in out  # no real MNIST given: it says the figures are on synthetic images
@@ -54,14 +55,6 @@ def test_benchmark_script_prints_all_figures_on_synthetic_data() -> None:
     assert minutes == pytest.approx(tflop * 1e3 / peak / 60, rel=0.02, abs=0.2)
 
 
-def test_compile_probe_prints_both_rates() -> None:
-    proc = run_script(REPO / "scripts" / "compile_probe.py", "--rounds", "1", "--steps", "3")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("round 1:"))
-    eager, compiled, ratio = (float(x) for x in re.findall(r"(\d+(?:\.\d+)?)(?= img/s|$)", line))
-    assert eager > 0 and compiled > 0 and abs(ratio - compiled / eager) < 0.01, line
-
-
 def test_readme_results_are_the_committed_table() -> None:
     """The README's headline and table are results/val_loss.md's, as scripts/readme_results.py copies them."""
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "readme_results.py"), "--check"], capture_output=True, text=True)
@@ -94,7 +87,7 @@ def test_patience_replay_stops_where_lightning_would_and_measures_the_rise(tmp_p
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({"latent_dim": 2, "seed": 7, "history": history}))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "patience_replay.py"), str(path), "--patience", "3,10", "--min-delta", "0", "--last", "4"],
+        [sys.executable, str(REPO / "bench" / "patience_replay.py"), str(path), "--patience", "3,10", "--min-delta", "0", "--last", "4"],
         capture_output=True,
         text=True,
     )
@@ -109,22 +102,7 @@ def test_patience_replay_names_a_file_without_history(tmp_path: Path) -> None:
     """A metrics.json without a per-epoch history is one error line naming the file, exit 1."""
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({"latent_dim": 1, "seed": 0}))
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "patience_replay.py"), str(path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "patience_replay.py"), str(path)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"error: {path}: not a run's metrics.json") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
-
-
-def test_pool_replay_one_pool_fills_the_idle_worker(tmp_path: Path) -> None:
-    """Two sweeps of a long and a short job on 2 workers: one after another each waits for its long
-    job (10 + 10 s); in one pool the second long job starts on the worker the first short one freed (11 s)."""
-    runs = tmp_path / "runs.csv"
-    rows = [("analytic", 2, 1.0), ("analytic", 1, 10.0), ("paper", 0, 10.0), ("paper", 1, 1.0)]  # out of order on purpose
-    runs.write_text("sweep,job,kl,wall_time_s\n" + "".join(f"sweep,{job},{kl},{t}\n" for kl, job, t in rows))
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "pool_replay.py"), str(runs), "--workers", "1,2"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    table = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.split()[0].isdigit()}
-    assert table["1"] == ["22", "22", "22", "0.0%"]
-    assert table["2"] == ["20", "11", "11", "45.0%"]
-    bad = subprocess.run([sys.executable, str(REPO / "scripts" / "pool_replay.py"), str(tmp_path / "none.csv")], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: cannot read the run times") and "Traceback" not in bad.stderr

@@ -1,9 +1,9 @@
-"""Sweeps on a real one-node SLURM cluster (scripts/slurm_local.sh), through the real CLI and
+"""Sweeps on a real one-node SLURM cluster (tests/slurm/slurm_local.sh), through the real CLI and
 Hydra's submitit launcher: jobs run and match local runs, and a job requeued mid-training (what
 preemption does) resumes from its own run dir and ends with the numbers of an uninterrupted run.
 
 Marked ``slurm``: skipped, with the reason, where the cluster cannot be started (not root, the
-Debian packages missing: ``scripts/slurm_local.sh install``). ``.ci/run`` installs and starts it.
+Debian packages missing: ``tests/slurm/slurm_local.sh install``). ``.ci/run`` installs and starts it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from conftest import REPO, TINY, run_cli
 from conftest import run_result as result
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-SCRIPT = REPO / "scripts" / "slurm_local.sh"
+SCRIPT = REPO / "tests" / "slurm" / "slurm_local.sh"
 # the README's SLURM sweep on a CPU node: trainer=cpu, only the node's sizes given
 SLURM = ["hydra/launcher=submitit_slurm", "trainer=cpu", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=10"]
 
@@ -31,7 +31,9 @@ SLURM = ["hydra/launcher=submitit_slurm", "trainer=cpu", "hydra.launcher.cpus_pe
 def cluster() -> None:
     proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        pytest.skip(f"no SLURM cluster here ({(proc.stderr or proc.stdout).strip().splitlines()[-1:]}): run scripts/slurm_local.sh install, as root")
+        pytest.skip(
+            f"no SLURM cluster here ({(proc.stderr or proc.stdout).strip().splitlines()[-1:]}): run tests/slurm/slurm_local.sh install, as root"
+        )
 
 
 def _runs(job: Path) -> list[Path]:

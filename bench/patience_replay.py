@@ -1,11 +1,11 @@
 """Replay Lightning's early-stopping rule over recorded validation curves, for several patience and
 ``min_delta`` values: where each setting would stop, the minimum it would report, and whether that
 minimum comes before the stop (a converged run). Figures behind the choice in
-``src/vaelab/conf/callbacks/default.yaml``. Then, per curve, the U itself: where the whole run's
+``conf/callbacks/default.yaml``. Then, per curve, the U itself: where the whole run's
 minimum lies, how far the validation loss has risen above it by the end (mean of the last ``--last``
 epochs) and how far the training loss fell meanwhile (nats per image): the README's "how far it rises".
 
-    python scripts/patience_replay.py results/long_runs/metrics/*.json [--patience 5,10,15,20,30] [--min-delta 0,0.05,0.1] [--last 10]
+    python bench/patience_replay.py results/long_runs/metrics/*.json [--patience 5,10,15,20,30] [--min-delta 0,0.05,0.1] [--last 10]
 
 Each file is a run's metrics.json (its ``history``); best run long, with early stopping off.
 """

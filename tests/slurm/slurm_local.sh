@@ -2,10 +2,10 @@
 # A real one-node SLURM cluster on this machine, for tests (submitit / hydra-submitit-launcher
 # submissions, requeue and signal handling) without a shared cluster.
 #
-#   bash scripts/slurm_local.sh install   # apt-get install the packages if they are missing (CI)
-#   bash scripts/slurm_local.sh start     # configure and start munged, slurmctld, slurmd; wait for the node
-#   bash scripts/slurm_local.sh status    # sinfo; exit 0 when the node takes jobs (idle/mixed/allocated)
-#   bash scripts/slurm_local.sh stop      # cancel all jobs, stop the daemons
+#   bash tests/slurm/slurm_local.sh install   # apt-get install the packages if they are missing (CI)
+#   bash tests/slurm/slurm_local.sh start     # configure and start munged, slurmctld, slurmd; wait for the node
+#   bash tests/slurm/slurm_local.sh status    # sinfo; exit 0 when the node takes jobs (idle/mixed/allocated)
+#   bash tests/slurm/slurm_local.sh stop      # cancel all jobs, stop the daemons
 #
 # Every subcommand is idempotent: `start` on a running cluster only checks it and prints the node
 # line again, `stop` on a stopped one does nothing. Debian/Ubuntu packages, no systemd: the daemons
@@ -58,7 +58,7 @@ missing_binaries() {
 need_binaries() {
     local missing
     missing="$(missing_binaries)"
-    [[ -z "$missing" ]] || die "SLURM is not installed (missing: $missing); run: apt-get install slurmctld slurmd slurm-client munge (or: bash scripts/slurm_local.sh install)" 3
+    [[ -z "$missing" ]] || die "SLURM is not installed (missing: $missing); run: apt-get install slurmctld slurmd slurm-client munge (or: bash tests/slurm/slurm_local.sh install)" 3
 }
 
 # alive PIDFILE COMM: the process named in PIDFILE runs and is COMM (a stale pid file, or a pid
@@ -138,7 +138,7 @@ render_conf() {
     cpus="$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$node_line")"
     defmem=$((realmem / cpus))
     cat <<EOF
-# Written by scripts/slurm_local.sh; rewritten on every \`start\` (edit the script, not this file).
+# Written by tests/slurm/slurm_local.sh; rewritten on every \`start\` (edit the script, not this file).
 # A one-node test cluster: this host runs slurmctld and slurmd.
 ClusterName=$CLUSTER
 SlurmctldHost=$host

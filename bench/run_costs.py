@@ -4,14 +4,13 @@ of the best checkpoint, in seconds per run of the paper setting.
 
 One real training run through the CLI (``experiment=paper``, d=2, real MNIST from
 ``VAELAB_DATA_ROOT`` when it holds it, W&B offline as in the reproduction) under Lightning's
-``SimpleProfiler``, which times every hook and loop step inside the process. Timing variants of
-whole runs against each other (the earlier version of this script) could not resolve parts of a
-few percent: this VM's speed drifts by 10-15% from one run to the next. The profiler's totals are
-grouped into the parts above and scaled to a run of ``--run-epochs`` epochs (the reproduction's
-mean); start-up is the process's wall time less the profiled fit. Then ``vaelab.evaluate k=100``
-is timed on the run's best checkpoint. It prints figures and asserts nothing.
+``SimpleProfiler``, which times every hook and loop step inside the process. (Timing variants of
+whole runs against each other cannot resolve parts of a few percent: a machine's speed can drift by
+10-15% from one run to the next.) The profiler's totals are grouped into the parts above and
+scaled to a run of ``--run-epochs`` epochs (the reproduction's mean); start-up is the process's wall
+time less the profiled fit. Then ``vaelab.evaluate k=100`` is timed on the run's best checkpoint. It prints figures and asserts nothing.
 
-    python scripts/run_costs.py [--epochs 10] [--run-epochs 80] [--threads 2]
+    python bench/run_costs.py [--epochs 10] [--run-epochs 80] [--threads 2]
 """
 
 from __future__ import annotations

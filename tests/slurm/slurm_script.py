@@ -4,7 +4,7 @@ It composes the training config with the given overrides (as ``python -m vaelab.
 maps ``hydra.launcher`` to submitit parameters exactly as the hydra-submitit-launcher plugin does,
 and renders the file with submitit's own ``SlurmExecutor`` for a job array of ``--jobs`` tasks.
 
-    python scripts/slurm_script.py --jobs 4 hydra.launcher.partition=gpu trainer=ddp
+    python tests/slurm/slurm_script.py --jobs 4 hydra.launcher.partition=gpu trainer=ddp
 
 Nothing is submitted; the paths in the script point at the sweep dir the overrides give.
 """
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
@@ -30,10 +30,11 @@ def sbatch_text(overrides: list[str], jobs: int) -> str:
     from submitit.slurm.slurm import SlurmExecutor
 
     from vaelab.config.resolvers import register
+    from vaelab.paths import CONF_DIR
 
     register()  # the vaelab.* resolvers of the YAML files
 
-    with initialize_config_dir(config_dir=str(REPO / "src" / "vaelab" / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         # hydra.job.name: what `python -m vaelab.train` names its jobs
         cfg = compose(config_name="train", overrides=["hydra/launcher=submitit_slurm", "hydra.job.name=train", *overrides], return_hydra_config=True)
     # the ${now:...} in the sweep dir needs Hydra's resolvers; a fixed sweep dir can be passed in
