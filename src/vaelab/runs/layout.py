@@ -11,6 +11,7 @@ A run dir holds::
     checkpoints/       best-epochNNN.ckpt (minimal val/loss) and last.ckpt (newest epoch)
     images/            image panels (PNG)
     wandb/             the W&B run(s), offline unless WANDB_MODE says otherwise
+    samples/           vaelab-sample's files: latents_<split>.pt, samples.png, latent_grid.png
     .hydra/            Hydra's record of the command: config.yaml, hydra.yaml, overrides.yaml,
                        written once the run dir is claimed (vaelab.runs.claim.write_hydra_record)
 """
@@ -30,6 +31,11 @@ STATUS = "status.json"
 METRICS = "metrics.json"
 EVAL = "eval.json"
 CHECKPOINTS = "checkpoints"
+# vaelab-sample's folder and files (vaelab.runs.trained)
+SAMPLES = "samples"
+LATENTS = "latents_{split}.pt"
+SAMPLES_PNG = "samples.png"
+GRID_PNG = "latent_grid.png"
 # Hydra's record of a job's command (its output_subdir, which vaelab writes itself: see claim.py)
 HYDRA_RECORD = ".hydra"
 LAST_CKPT = "last.ckpt"
