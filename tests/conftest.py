@@ -1,16 +1,25 @@
-"""Shared fixtures: tiny MNIST-format idx files, and a helper that runs the real CLI."""
+"""Shared fixtures: tiny MNIST-format idx files; the tasks called in process on a composed config;
+helpers that run the real command line for its contract."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
+import io
 import json
 import os
 import struct
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from omegaconf import DictConfig
 
 from vaelab.runs.layout import RESULT_KEYS
 
@@ -80,67 +89,135 @@ def run_result(run: Path) -> dict:
     return {k: metrics[k] for k in RESULT_KEYS}
 
 
-# CLI runs are forked from a server that has imported torch, Lightning and Hydra once (forkserver.py:
-# the same `python -m` code path, minus ~9 s of imports per run); VAELAB_TEST_FORK=0 starts real processes
-FORK = os.environ.get("VAELAB_TEST_FORK", "1") != "0"
-_server = None
+# ------------------------------------------------------------------------------ in-process runs
+# Tests of logic, numbers and files call the code in this process, as lightning-hydra-template does:
+# the config is composed with hydra.compose, HydraConfig is set as Hydra's launcher sets it, and the
+# Hydra task (vaelab.train.train_task, vaelab.evaluate.run) is called. Real processes are kept for the
+# command-line contract: error lines and exit codes, signals, launchers, the wheel, SLURM, DDP.
 
 
-def _fork_server():
-    global _server
-    if _server is None:
-        import atexit
-        import tempfile
-
-        from forkserver import ForkServer
-
-        _server = ForkServer(Path(tempfile.mkdtemp(prefix="vaelab-fork-")))
-        atexit.register(_server.close)
-    return _server
+def _override_value(overrides: Sequence[str], key: str) -> str | None:
+    found = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == key]
+    return found[-1] if found else None
 
 
+@contextlib.contextmanager
+def composed(config_name: str, overrides: Sequence[str] = (), run_dir: Path | None = None) -> Iterator[DictConfig]:
+    """The config ``python -m vaelab.<config_name> overrides`` composes, as its Hydra task gets it:
+    ``HydraConfig`` set (single-run mode), ``hydra.runtime.output_dir`` (so ``paths.output_dir``) set to
+    ``run_dir`` (default: ``hydra.run.dir=`` among the overrides), the ``hydra`` node removed.
+    Hydra's global state is cleared on the way in and out."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    from vaelab.config import resolvers
+    from vaelab.paths import CONF_DIR
+
+    resolvers.register()
+    overrides = list(overrides)
+    if run_dir is None and _override_value(overrides, "hydra.run.dir") is not None:
+        run_dir = Path(str(_override_value(overrides, "hydra.run.dir")))
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=config_name):
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+        with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+            cfg.hydra.runtime.output_dir = str(Path(run_dir or cfg.hydra.run.dir).absolute())
+        HydraConfig.instance().set_config(cfg)
+        task = copy.deepcopy(cfg)
+        with read_write(task), open_dict(task):
+            del task["hydra"]
+        yield task
+    finally:
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()
+
+
+@dataclasses.dataclass
+class Ran:
+    """What a task called in process gave: the exit code a process would have had (0, or the
+    ``SystemExit`` code), its stdout and stderr, and the task's return value."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    value: Any = None
+
+
+def call_task(
+    config_name: str, task: Callable[[DictConfig], Any], *overrides: str, run_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Ran:
+    """Compose ``config_name`` with ``overrides``, call ``task(cfg)`` in this process and return what it
+    printed and returned. ``env`` is set for the call only; torch's thread count, the working directory
+    and Hydra's state are restored afterwards. Any exception other than ``SystemExit`` propagates, so
+    an unexpected error fails the test with its traceback."""
+    import torch
+
+    threads, cwd = torch.get_num_threads(), os.getcwd()
+    saved = {k: os.environ.get(k) for k in {"WANDB_MODE", "WANDB_SILENT", *(env or {})}}
+    os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})})
+    out, err = io.StringIO(), io.StringIO()
+    code, value = 0, None
+    try:
+        with composed(config_name, overrides, run_dir) as cfg, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                value = task(cfg)
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        torch.set_num_threads(threads)
+        os.chdir(cwd)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Ran(code, out.getvalue(), err.getvalue(), value)
+
+
+def train_in_process(*overrides: str, run_dir: Path | None = None, env: dict[str, str] | None = None) -> Ran:
+    """``python -m vaelab.train overrides`` (a single run) in this process: the Hydra task
+    :func:`vaelab.train.train_task` on the composed config. W&B runs are offline and finished by the
+    task itself (``logger=none`` skips W&B altogether)."""
+    from vaelab.train import train_task
+
+    return call_task("train", train_task, *overrides, run_dir=run_dir, env=env)
+
+
+def evaluate_in_process(*overrides: str, env: dict[str, str] | None = None) -> Ran:
+    """``python -m vaelab.evaluate overrides`` in this process (its Hydra task, which writes eval.json,
+    prints the result line and logs the W&B evaluation run)."""
+    from vaelab.evaluate import run
+
+    return call_task("evaluate", run, *overrides, env=env)
+
+
+# -------------------------------------------------------------------------------- real processes
 def _env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
 
 
-def _run_to_end(
-    module: str | None, script: Path | None, args: tuple[str, ...], env: dict[str, str], cwd: Path, timeout: float
-) -> subprocess.CompletedProcess:
-    """``python -m module args`` (or ``python script args``) to its end, forked or as a real process."""
-    if not FORK:
-        command = [str(script)] if script else ["-m", str(module)]
-        return subprocess.run([sys.executable, *command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    run = _fork_server().start(module, list(args), env, cwd, capture=True, script=script)
-    try:
-        out, err = run.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        run.kill()
-        raise
-    return subprocess.CompletedProcess(run.args, run.returncode, out, err)
-
-
 def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args...`` like a user would; returns the finished process."""
-    return _run_to_end(module, None, args, _env(env), cwd or REPO, timeout)
+    """Run ``python -m <module> args...`` in a new interpreter, like a user would; returns the finished process."""
+    command = [sys.executable, "-m", module, *args]
+    return subprocess.run(command, cwd=cwd or REPO, env=_env(env), capture_output=True, text=True, timeout=timeout)
 
 
 def run_script(script: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     """Run ``python <script> args...`` from the repo root like a user would; returns the finished process.
     ``env`` is the whole environment (default: this one)."""
-    return _run_to_end(None, script, args, dict(os.environ if env is None else env), REPO, timeout)
+    command = [sys.executable, str(script), *args]
+    return subprocess.run(command, cwd=REPO, env=dict(os.environ if env is None else env), capture_output=True, text=True, timeout=timeout)
 
 
-def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: object):
+def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: Any) -> subprocess.Popen:
     """Start ``python -m vaelab.train args...`` like a user would and return once ``path`` exists
     (or the process ended, or ``timeout`` passed): the moment to kill or signal it mid-run.
     ``stdout=subprocess.PIPE`` keeps its output for ``communicate()``."""
-    import time
-
-    if FORK:
-        child = _fork_server().start("vaelab.train", list(args), _env(), REPO, capture=popen.get("stdout") == subprocess.PIPE)
-    else:
-        popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
-        child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args], cwd=REPO, env=_env(), **popen)
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", *args], cwd=REPO, env=_env(), **popen)
     deadline = time.time() + timeout
     while not path.exists() and time.time() < deadline and child.poll() is None:
         time.sleep(0.05)

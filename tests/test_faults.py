@@ -1,4 +1,7 @@
-"""Faults and bad input: each gives one clear line and a non-zero exit, and loses nothing."""
+"""Faults and bad input: each gives one clear line and a non-zero exit, and loses nothing.
+
+The training task is called in process (its ``SystemExit`` code is the exit code); one data fault and a
+failing multirun job go through the real command line."""
 
 import json
 import os
@@ -10,7 +13,7 @@ import pytest
 import torch
 
 import wandb_reader
-from conftest import TINY, make_tiny_mnist, run_cli, write_idx
+from conftest import TINY, make_tiny_mnist, run_cli, train_in_process, write_idx
 
 
 def one_error_line(proc) -> str:
@@ -24,7 +27,8 @@ def one_error_line(proc) -> str:
 
 
 def train(root: Path, run: Path, *extra: str):
-    return run_cli("vaelab.train", f"data.root={root}", *TINY, "logger=none", f"hydra.run.dir={run}", *extra)
+    """The training task on ``root``, in this process."""
+    return train_in_process(f"data.root={root}", *TINY, "logger=none", f"hydra.run.dir={run}", *extra)
 
 
 # ------------------------------------------------------------------ data files
@@ -41,6 +45,17 @@ def test_truncated_idx_file(copy_root, tmp_path):
     line = one_error_line(train(copy_root, tmp_path / "run"))
     assert str(f) in line and "truncated or corrupted" in line
     assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_data_fault_through_the_command_line(copy_root, tmp_path):
+    """The same fault as above, from the command line: one line on stderr, exit code 2, no traceback."""
+    f = copy_root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:-100])
+    proc = run_cli("vaelab.train", f"data.root={copy_root}", *TINY, "logger=none", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert str(f) in line and "truncated or corrupted" in line
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_wrong_magic_number(copy_root, tmp_path):
@@ -85,7 +100,8 @@ def test_unreadable_file(copy_root, tmp_path):
 # ----------------------------------------------------------------- output dir
 def test_output_dir_under_a_file(tiny_root, tmp_path):
     (tmp_path / "f").write_text("x")
-    line = one_error_line(train(tiny_root, tmp_path / "f" / "run"))
+    # checked on the command line, before Hydra makes the run dir: a real process
+    line = one_error_line(run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={tmp_path / 'f' / 'run'}"))
     assert f"{tmp_path}/f is a file, not a folder" in line and "hydra.run.dir" in line
 
 
@@ -163,14 +179,7 @@ def test_multirun_with_a_failing_job(tiny_root, tmp_path):
     ids=["no-login", "no-network"],
 )
 def test_wandb_online_falls_back_to_offline(tiny_root, tmp_path, env):
-    proc = run_cli(
-        "vaelab.train",
-        f"data.root={tiny_root}",
-        *TINY,
-        "trainer.max_epochs=1",
-        f"hydra.run.dir={tmp_path}",
-        env={**env, "HOME": str(tmp_path), "WANDB_SILENT": "true"},
-    )
+    proc = train_in_process(f"data.root={tiny_root}", *TINY, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}", env={**env, "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     warnings = [ln for ln in proc.stderr.splitlines() if "W&B online mode asked" in ln]
     assert len(warnings) == 1 and "logging offline instead" in warnings[0]

@@ -1,4 +1,5 @@
-"""End to end through the real CLI on tiny data: multirun, W&B offline runs, metrics, resume."""
+"""Training on tiny data: a multirun through the real CLI (jobs, W&B offline runs in one group, the
+sweep summary); single runs called in process (metrics, ckpt_path, fast_dev_run, the config tree)."""
 
 import json
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import wandb_reader
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, train_in_process
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_multirun_writes_two_jobs(sweep):
         assert len(list((job / "images").glob("latent_grid_epoch002.png"))) == 1
         # the sweep summary says where things went
         assert str(job / "metrics.json") in stdout
-    assert "epoch 2/2" in stdout and "val/loss=" in stdout
+    assert "epoch 2 (cap 2)" in stdout and "val/loss=" in stdout
 
 
 def test_multirun_gives_two_wandb_runs_in_one_group(sweep):
@@ -59,15 +60,15 @@ def test_multirun_gives_two_wandb_runs_in_one_group(sweep):
 def test_ckpt_path_starts_a_new_run_from_those_weights(tiny_root, tmp_path):
     first = tmp_path / "first"
     args = [f"data.root={tiny_root}", *TINY, "logger=none"]
-    proc = run_cli("vaelab.train", *args, f"hydra.run.dir={first}")
+    proc = train_in_process(*args, f"hydra.run.dir={first}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     before = json.loads((first / "metrics.json").read_text())["history"]
     second = tmp_path / "second"
-    proc = run_cli("vaelab.train", *args, "trainer.max_epochs=3", f"ckpt_path={first}/checkpoints/last.ckpt", f"hydra.run.dir={second}")
+    proc = train_in_process(*args, "trainer.max_epochs=3", f"ckpt_path={first}/checkpoints/last.ckpt", f"hydra.run.dir={second}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     after = json.loads((second / "metrics.json").read_text())["history"]
     assert [row["epoch"] for row in after] == [1, 2, 3]  # a fresh history in its own run dir
-    assert "epoch 1/3" in proc.stdout
+    assert "epoch 1 (cap 3)" in proc.stdout
     assert after[0]["val/loss"] < before[0]["val/loss"]  # but it started from the trained weights
     info = json.loads((second / "run_info.json").read_text())
     assert info["init_from"]["ckpt_path"] == str((first / "checkpoints" / "last.ckpt").resolve())
@@ -76,7 +77,7 @@ def test_ckpt_path_starts_a_new_run_from_those_weights(tiny_root, tmp_path):
 
 
 def test_fast_dev_run(tiny_root, tmp_path):
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "debug=fast_dev_run", f"hydra.run.dir={tmp_path}")
+    proc = train_in_process(f"data.root={tiny_root}", *TINY, "debug=fast_dev_run", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
 
@@ -85,8 +86,8 @@ def test_history_is_whole_when_the_best_epoch_is_not_the_last(tiny_root, tmp_pat
     # lr 0.05, seed 0: the best val/loss is at epoch 2 of 3. Testing loads the best checkpoint, whose
     # stored history ends at epoch 2; metrics.json must still hold all 3 epochs (curves, "epochs")
     args = [a for a in TINY if not a.startswith("trainer.max_epochs")]
-    proc = run_cli(
-        "vaelab.train", f"data.root={tiny_root}", *args, "trainer.max_epochs=3", "model.lr=0.05", "seed=0", "logger=none", f"hydra.run.dir={tmp_path}"
+    proc = train_in_process(
+        f"data.root={tiny_root}", *args, "trainer.max_epochs=3", "model.lr=0.05", "seed=0", "logger=none", f"hydra.run.dir={tmp_path}"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -97,7 +98,7 @@ def test_history_is_whole_when_the_best_epoch_is_not_the_last(tiny_root, tmp_pat
 
 def test_the_resolved_config_is_printed_as_a_tree_by_default(tiny_root, tmp_path):
     args = [f"data.root={tiny_root}", *(a for a in TINY if not a.startswith("print_config=")), "logger=none", "debug=fast_dev_run"]
-    shown = run_cli("vaelab.train", *args, "model.latent_dim=3", f"hydra.run.dir={tmp_path / 'shown'}")
+    shown = train_in_process(*args, "model.latent_dim=3", f"hydra.run.dir={tmp_path / 'shown'}")
     assert shown.returncode == 0, shown.stderr[-2000:]
     lines = shown.stdout.splitlines()
     start = lines.index("config (resolved)")
@@ -105,5 +106,5 @@ def test_the_resolved_config_is_printed_as_a_tree_by_default(tiny_root, tmp_path
     assert branches[:6] == ["data", "model", "trainer", "callbacks", "logger: null", "paths"]  # logger=none: a leaf
     assert f"│       root: {tiny_root}" in lines and "│       latent_dim: 3" in lines  # resolved values, overrides applied
     assert "seed: 0" in branches and "print_config: true" in branches
-    quiet = run_cli("vaelab.train", *args, "print_config=false", f"hydra.run.dir={tmp_path / 'quiet'}")
+    quiet = train_in_process(*args, "print_config=false", f"hydra.run.dir={tmp_path / 'quiet'}")
     assert quiet.returncode == 0 and "config (resolved)" not in quiet.stdout
