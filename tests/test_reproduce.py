@@ -34,7 +34,7 @@ def test_reproduce_quick(tiny_root: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "launcher basic" in proc.stdout and "hydra/launcher=joblib" not in proc.stdout
     # progress: which job, epoch, val/loss
-    assert "[ld=1 seed=0 kl=paper] epoch 2/2" in proc.stdout and "[ld=2 seed=0 kl=analytic] epoch 2/2" in proc.stdout
+    assert "[ld=1 seed=0 kl=paper] epoch 2 (cap 2)" in proc.stdout and "[ld=2 seed=0 kl=analytic] epoch 2 (cap 2)" in proc.stdout
     # one pool of 4 jobs (kl outer, then latent dim) in one sweep folder, one multirun.yaml
     assert sorted(p.name for p in (out / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
     assert (out / "sweep" / "multirun.yaml").is_file()
