@@ -126,7 +126,11 @@ def instantiate_path(cfg, datamodule=None, **trainer_overrides):
     if datamodule is None:
         datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
+    from pytorch_lightning.callbacks import ProgressBar
+
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if not cfg.trainer.get("enable_progress_bar"):  # as vaelab.train: Lightning refuses a bar callback with the bar off
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     extra = trainer_overrides.pop("callbacks", [])
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks + extra, logger=False, **trainer_overrides)
     return module, datamodule, trainer
@@ -436,7 +440,7 @@ def main() -> None:
     datamodule.setup("fit")
     n_batches = args.steps + args.skip
     train_images = datamodule.splits["train"]
-    order = TensorBatches(train_images, int(cfg.data.batch_size), shuffle=True, seed=int(cfg.seed))._order()
+    order = TensorBatches(train_images, int(cfg.data.batch_size), shuffle=True, seed=int(cfg.seed))._order(0)
     order = order[: n_batches * int(cfg.data.batch_size)]
     n = 60000 if real else 59999
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(cfg.data.split_seed)))
