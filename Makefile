@@ -22,7 +22,8 @@ run: $(STAMP)
 reproduce: $(STAMP)
 	PYTHON=$(PY) scripts/reproduce.sh paper $(ARGS)
 
-## reproduce-literature: the Gaussian-VAE protocol of Davidson et al. 2018 (binarised MNIST, d=2 and 5, IW NLL k=500)
+## reproduce-literature: the Gaussian-VAE protocol of Davidson et al. 2018 (binarised MNIST, d=2 and 5, IW NLL k=500;
+##            scripts/reproduce.sh literature, ARGS as for reproduce)
 reproduce-literature: $(STAMP)
 	PYTHON=$(PY) scripts/reproduce.sh literature $(ARGS)
 
