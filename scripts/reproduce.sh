@@ -55,7 +55,7 @@ while [[ $# -gt 0 ]]; do
       [[ $# -ge 2 && -n "$2" ]] || usage_error "$1 needs a value"
       case "$1" in --out) OUT=$2 ;; --results) RESULTS=$2 ;; --k) K=$2 ;; esac
       shift ;;
-    experiment=*) usage_error "the experiment is the first argument (paper or literature), not an override: $1" ;;
+    experiment=*) usage_error "the experiment is an argument of its own (paper or literature), not an override: $1" ;;
     -*) usage_error "unknown argument $1 (see scripts/reproduce.sh --help)" ;;
     *=*|~*) USER_OVERRIDES+=("$1") ;;
     *) usage_error "unknown argument $1 (the experiment is paper or literature; an override is key=value)" ;;

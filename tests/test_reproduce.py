@@ -125,7 +125,7 @@ def test_help_prints_the_whole_header_and_no_code() -> None:
         (["--bogus"], "unknown argument --bogus (see scripts/reproduce.sh --help)"),
         (["mnist"], "unknown argument mnist (the experiment is paper or literature; an override is key=value)"),
         (["paper", "literature"], "two experiments given (paper and literature): one of paper, literature"),
-        (["experiment=literature"], "the experiment is the first argument (paper or literature), not an override: experiment=literature"),
+        (["experiment=literature"], "the experiment is an argument of its own (paper or literature), not an override: experiment=literature"),
         (["--k", "0"], "--k must be a positive integer, not 0"),
         (["seed=0", "--out"], "--out needs a value"),
     ],
