@@ -1,8 +1,12 @@
 """Same seed, same numbers; a run killed mid-training and resumed ends exactly where an
-uninterrupted run ends (CPU)."""
+uninterrupted run ends (CPU).
+
+Runs are called in process (the training task on a composed config); the runs that are killed or
+signalled are real processes."""
 
 import json
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -11,21 +15,22 @@ import time
 import pytest
 
 import wandb_reader
-from conftest import TINY, run_cli, spawn_until
+from conftest import TINY, spawn_until, train_in_process
 from conftest import run_result as result
 
 
 def test_same_seed_gives_bit_identical_numbers(tiny_root, tmp_path):
-    # three jobs in one multirun process: seed 7 twice, then seed 8
-    proc = run_cli("vaelab.train", "-m", "seed=7,7,8", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # three runs in this one process: seed 7 twice, then seed 8 (no state leaks from one run into the next)
+    for job, seed in enumerate((7, 7, 8)):
+        proc = train_in_process(f"seed={seed}", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={tmp_path / str(job)}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
     a, b, c = (result(tmp_path / job) for job in ("0", "1", "2"))
     assert a == b  # exact float equality, through JSON's round-trip float repr
     assert c["history"] != a["history"]  # and the seed matters
 
 
 def test_run_info_records_provenance(tiny_root, tmp_path):
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    proc = train_in_process(f"data.root={tiny_root}", *TINY, "logger=none", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0
     info = json.loads((tmp_path / "run_info.json").read_text())
     assert set(info["versions"]) >= {"torch", "pytorch-lightning", "hydra-core", "wandb"}
@@ -41,7 +46,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     epochs = 40
     args = [f"data.root={tiny_root}", *TINY, *EARLY]
     whole = tmp_path / "whole"
-    proc = run_cli("vaelab.train", *args, "logger=none", f"hydra.run.dir={whole}")
+    proc = train_in_process(*args, "logger=none", f"hydra.run.dir={whole}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     stopped = json.loads((whole / "metrics.json").read_text())
     # the case under test: the run ends by early stopping, its minimum before its last epoch
@@ -62,9 +67,9 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     saved_epoch = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
     assert saved_epoch < epochs - 1
 
-    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={killed}")
+    proc = train_in_process(*args, "resume=true", f"hydra.run.dir={killed}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f"epoch {saved_epoch + 2}/{epochs}" in proc.stdout and "epoch 1/" not in proc.stdout
+    assert f"epoch {saved_epoch + 2} (cap {epochs})" in proc.stdout and "epoch 1 (cap" not in proc.stdout
     assert result(killed) == result(whole)  # same stopping epoch (history, epochs), same numbers
     assert json.loads((killed / "metrics.json").read_text())["stop_reason"] == "early_stopping"
     # the resumed process continued the same W&B run
@@ -81,7 +86,7 @@ def test_chaos_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_root,
     # mid-epoch, mid-checkpoint-write: wherever they fall), resumed with resume=true after each kill
     args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
     whole = tmp_path / "whole"
-    assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
+    assert train_in_process(*args, f"hydra.run.dir={whole}").returncode == 0
     # kill moments within the first half of an uninterrupted run's training time, so the test kills
     # mid-run on a fast machine as on a slow one
     span = json.loads((whole / "metrics.json").read_text())["wall_time_s"]
@@ -102,7 +107,7 @@ def test_chaos_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_root,
         child.wait()
         assert not (run / "metrics.json").exists() or attempt not in kills
     assert len(kills) >= 2, f"only attempts {kills} were killed mid-run: the seeded moments fell after the end"
-    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={run}")
+    proc = train_in_process(*args, "resume=true", f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert result(run) == result(whole)
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
@@ -113,12 +118,13 @@ def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_pa
     # metrics.json: the resumed run must end there, not train one more epoch
     args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
     whole = tmp_path / "whole"
-    assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
+    assert train_in_process(*args, f"hydra.run.dir={whole}").returncode == 0
     late = tmp_path / "late"
     shutil.copytree(whole / "checkpoints", late / "checkpoints")
-    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={late}")
+    proc = train_in_process(*args, "resume=true", f"hydra.run.dir={late}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "epoch " not in proc.stdout.replace("at epoch", "")  # no epoch was trained
+    assert f"resuming {late}" in proc.stdout
+    assert not re.search(r"\] epoch \d+ \(cap", proc.stdout), proc.stdout  # no epoch was trained
     assert result(late) == result(whole)
 
 
@@ -127,7 +133,7 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
     # last.ckpt intact, and resume=true reaches the numbers of an uninterrupted run
     args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
     whole = tmp_path / "whole"
-    assert run_cli("vaelab.train", *args, f"hydra.run.dir={whole}").returncode == 0
+    assert train_in_process(*args, f"hydra.run.dir={whole}").returncode == 0
     run = tmp_path / "run"
     started = time.perf_counter()
     child = spawn_until([*args, f"hydra.run.dir={run}"], run / "checkpoints" / "last.ckpt", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -144,7 +150,7 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
     assert interrupted["stop_reason"] == "interrupted"
     first_session = time.perf_counter() - started
     started = time.perf_counter()
-    proc = run_cli("vaelab.train", *args, "resume=true", f"hydra.run.dir={run}")
+    proc = train_in_process(*args, "resume=true", f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert result(run) == result(whole)
     # wall_time_s sums both sessions: more than the first alone, less than both processes' lifetimes
@@ -154,7 +160,7 @@ def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tiny_root, tmp_path):
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", "resume=true", f"hydra.run.dir={tmp_path}")
+    proc = train_in_process(f"data.root={tiny_root}", *TINY, "logger=none", "resume=true", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: resume=true but {tmp_path}/checkpoints/last.ckpt does not exist: pass hydra.run.dir=<the run dir to resume> (or hydra.sweep.dir for a multirun)"
@@ -164,18 +170,10 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_root, tmp_path):
 def test_steps_per_call_does_not_change_numbers(tiny_root, tmp_path):
     # 10 batches per epoch: one Adam step per Lightning call, or 3 per call (the last call gets 1);
     # dynamic binarisation too, so the Bernoulli stream must also come out in the same order
-    proc = run_cli(
-        "vaelab.train",
-        "-m",
-        "seed=7",
-        "data.steps_per_call=1,3",
-        "data.binarize=dynamic",
-        f"data.root={tiny_root}",
-        *TINY,
-        "logger=none",
-        f"hydra.sweep.dir={tmp_path}",
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    for job, steps in enumerate((1, 3)):
+        args = ["seed=7", f"data.steps_per_call={steps}", "data.binarize=dynamic", f"data.root={tiny_root}", *TINY, "logger=none"]
+        proc = train_in_process(*args, f"hydra.run.dir={tmp_path / str(job)}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
     one, three = (result(tmp_path / job) for job in ("0", "1"))
     assert one == three
     assert len(one["history"]) == 2

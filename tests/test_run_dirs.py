@@ -1,6 +1,7 @@
 """No run can clobber another: locked run dirs, no silent overwrite, resume only with the same
 settings, and multiruns that resume (finished jobs kept, interrupted ones continued, missing ones
-started), through the real CLI."""
+started). Runs are called in process; the run holding the lock and the interrupted sweep are real
+processes (SIGSTOP, SIGTERM, a multirun through the real CLI)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import TINY, run_cli, spawn_until
+from conftest import TINY, run_cli, spawn_until, train_in_process
 from conftest import run_result as result
 
 ARGS = [*TINY, "logger=none", "callbacks.images.every_n_epochs=0"]
@@ -25,7 +26,7 @@ def test_a_run_dir_in_use_is_locked(tiny_root: Path, tmp_path: Path) -> None:
     first = spawn_until([f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}"], tmp_path / "status.json")
     first.send_signal(signal.SIGSTOP)
     try:
-        second = run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}")
+        second = train_in_process(f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}")
     finally:
         first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=240) == 0
@@ -39,13 +40,13 @@ def test_a_run_dir_in_use_is_locked(tiny_root: Path, tmp_path: Path) -> None:
 
 
 def test_a_finished_run_is_never_overwritten(tiny_root: Path, tmp_path: Path) -> None:
-    assert run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}").returncode == 0
+    assert train_in_process(f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}").returncode == 0
     before = (tmp_path / "metrics.json").read_text()
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, "seed=5", f"hydra.run.dir={tmp_path}")
+    proc = train_in_process(f"data.root={tiny_root}", *ARGS, "seed=5", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     (line,) = _error_lines(proc.stderr)
     assert line.startswith(f"error: {tmp_path} holds a run with other settings (seed: 0 -> 5)")
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}")
+    proc = train_in_process(f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2
     assert _error_lines(proc.stderr) == [
         f"error: {tmp_path} already holds a run (status completed); nothing was overwritten: pass resume=true to continue it, or choose another hydra.run.dir"
@@ -54,10 +55,10 @@ def test_a_finished_run_is_never_overwritten(tiny_root: Path, tmp_path: Path) ->
 
 
 def test_resume_refuses_other_settings(tiny_root: Path, tmp_path: Path) -> None:
-    assert run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}").returncode == 0
+    assert train_in_process(f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}").returncode == 0
     before = (tmp_path / "metrics.json").read_text()
-    proc = run_cli(
-        "vaelab.train", f"data.root={tiny_root}", *ARGS, "resume=true", "model.kl=analytic", "seed=7", "model.lr=0.01", f"hydra.run.dir={tmp_path}"
+    proc = train_in_process(
+        f"data.root={tiny_root}", *ARGS, "resume=true", "model.kl=analytic", "seed=7", "model.lr=0.01", f"hydra.run.dir={tmp_path}"
     )
     assert proc.returncode == 2
     (line,) = _error_lines(proc.stderr)
