@@ -9,8 +9,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-# the shipped configuration: conf/ at the top of a checkout (setuptools maps the package vaelab.conf
-# to it), site-packages/vaelab/conf when installed from a wheel
+# the shipped configuration: conf/ at the top of a checkout (the package vaelab.conf is the link
+# src/vaelab/conf -> ../../conf), site-packages/vaelab/conf when installed from a wheel
 CONF_DIR = Path(str(resources.files("vaelab.conf")))
 
 

@@ -38,7 +38,7 @@ def run(cfg: DictConfig) -> None:
             raise UserError("n_samples and grid_steps must be integers >= 1 (e.g. n_samples=64 grid_steps=20)")
         ckpt = require_checkpoint(cfg.ckpt_path)
         out = Path(str(cfg.out)) if cfg.out else run_dir_of(ckpt) / SAMPLES
-        check_output_dir(out / "x", "out")  # before any work: the folder can be made and written
+        check_output_dir(out, "out", folder=True)  # before any work: the folder can be made and written
         files = write_samples(ckpt, out, str(cfg.split), int(cfg.n_samples), int(cfg.grid_steps), int(cfg.seed), cfg.data_root)
     except UserError as err:
         exit_with(err)

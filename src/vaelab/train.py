@@ -39,6 +39,7 @@ from vaelab.runs.layout import (
     read_json,
     write_json,
 )
+from vaelab.runs.reading import init_weights
 from vaelab.runs.sweep import describe_job
 from vaelab.runs.wandb_run import finish, update_summary
 from vaelab.training.fitting import fit_or_interrupt, summarize
@@ -172,19 +173,6 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     return metrics
 
 
-def init_weights(module: Any, source: str) -> dict[str, Any]:
-    """Load the model weights of checkpoint ``source`` into ``module`` (nothing else: the new run
-    has its own optimiser state, epochs and history); returns what run_info.json records of it."""
-    import torch
-
-    from vaelab.runs.layout import read_json
-    from vaelab.runs.reading import run_dir_of
-
-    state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
-    return {"ckpt_path": str(Path(source).resolve()), "config": read_json(run_dir_of(Path(source)) / RUN_INFO).get("config")}
-
-
 @hydra.main(version_base="1.3", config_path="pkg://vaelab.conf", config_name="train")
 def run(cfg: DictConfig) -> float | None:
     """Hydra task: one training job (:func:`train_task`)."""
@@ -205,6 +193,7 @@ def train_task(cfg: DictConfig) -> float | None:
     invalid: UserError | None = None
     try:
         validate(cfg)
+        _check_optimized_metric(cfg)
     except UserError as err:  # recorded below, once the run dir is known to be this job's
         invalid = err
     try:
@@ -239,8 +228,8 @@ def train_task(cfg: DictConfig) -> float | None:
             print(describe_job(out_dir, prefix="run: "), flush=True)
         # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
         # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
-        best = metrics.val_loss_min
-        return float(best) if math.isfinite(best) else None
+        best = float(getattr(metrics, str(cfg.get("optimized_metric") or "val_loss_min")))
+        return best if math.isfinite(best) else None
     except RunInterrupted as err:
         write_json(status, {"status": INTERRUPTED, "signal": err.signal, "error": str(err)})
         print(f"error: {err}", file=sys.stderr, flush=True)
@@ -263,6 +252,16 @@ def train_task(cfg: DictConfig) -> float | None:
     finally:
         finish(failed)
         taken.release()
+
+
+def _check_optimized_metric(cfg: DictConfig) -> None:
+    """``optimized_metric`` (what a sweeper optimises) must name a number of metrics.json."""
+    import dataclasses
+
+    name = cfg.get("optimized_metric")
+    numbers = [f.name for f in dataclasses.fields(Metrics) if f.type == "float" and f.name != "beta"]
+    if name is not None and str(name) not in numbers:
+        raise UserError(f"optimized_metric={name} is not a number of metrics.json: choose one of {', '.join(numbers)}")
 
 
 def _stop_sweep(cfg: DictConfig) -> None:

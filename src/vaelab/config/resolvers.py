@@ -24,11 +24,21 @@ def gpus_per_node(accelerator: str, devices: object) -> int:
     return int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
 
 
+def optuna_storage(sweep_dir: str) -> str:
+    """``sqlite:///<sweep dir>/optuna.db``, the folder made first: Optuna opens the file before
+    Hydra makes the sweep dir."""
+    folder = os.path.abspath(str(sweep_dir))
+    os.makedirs(folder, exist_ok=True)
+    return f"sqlite:///{os.path.join(folder, 'optuna.db')}"
+
+
 def register() -> None:
     """Register ``vaelab.repo_root``, ``vaelab.basename``, ``vaelab.job_threads``, ``vaelab.gpus_per_node``
-    and ``vaelab.terminal`` (whether standard output is a terminal: a progress bar, else lines)."""
+    ``vaelab.terminal`` (whether standard output is a terminal: a progress bar, else lines) and
+    ``vaelab.optuna_storage``."""
     OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(project_root()), replace=True)
     OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
     OmegaConf.register_new_resolver("vaelab.job_threads", job_threads, replace=True)
     OmegaConf.register_new_resolver("vaelab.gpus_per_node", gpus_per_node, replace=True)
     OmegaConf.register_new_resolver("vaelab.terminal", lambda: sys.stdout.isatty(), replace=True)
+    OmegaConf.register_new_resolver("vaelab.optuna_storage", optuna_storage, replace=True)

@@ -88,10 +88,12 @@ def _explain(override: str, exc: BaseException) -> str:
     return f"{override}: {text}"
 
 
-def check_output_dir(path: str | Path, key: str) -> None:
-    """Exit with one line when ``path`` cannot be created or written (checked before Hydra makes it).
+def check_output_dir(path: str | Path, key: str, folder: bool = False) -> None:
+    """Exit with one line when ``path`` cannot be created or written (checked before Hydra makes it,
+    or before a command does its work).
 
-    Creates the parent folders (harmless: Hydra would) and writes a probe file in the parent.
+    ``folder``: ``path`` is a folder to write files into (made here), else a run dir or a file
+    whose parent folders are made here. A probe file is written in the folder that will hold it.
     """
     import tempfile
 
@@ -99,12 +101,13 @@ def check_output_dir(path: str | Path, key: str) -> None:
     blocker = next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
     if blocker is not None:
         _exit(f"{key}={p} cannot be created: {blocker} is a file, not a folder; choose another {key}")
+    holder = p if folder else p.parent
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=p.parent):
+        holder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=holder):
             pass
     except OSError as exc:
-        _exit(f"{key}={p} cannot be written ({exc.strerror or exc}: {exc.filename or p.parent}); choose a writable {key}")
+        _exit(f"{key}={p} cannot be written ({exc.strerror or exc}: {exc.filename or holder}); choose a writable {key}")
 
 
 def override_choices(overrides: Sequence[str]) -> list[list[str]]:

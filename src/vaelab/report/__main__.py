@@ -1,10 +1,12 @@
-"""Report entry point: ``python -m vaelab.report SWEEP_DIR... [--out results]`` (console script
+"""Report entry point: ``python -m vaelab.report SWEEP_DIR... [--out DIR]`` (console script
 ``vaelab-report``).
 
 Reads every job of the given multirun folders (``metrics.json``, ``eval.json``, ``status.json``)
-and writes to ``--out``:
+and writes to ``--out`` (default: ``<first sweep>/report/``; the committed ``results/`` is only
+written when asked for, ``--out results``):
 
-- ``val_loss.csv`` / ``val_loss.md``: one row per (kl form, latent dim): the minimal validation
+- ``val_loss.csv`` / ``val_loss.md``: one row per (kl form, latent dim, and any other setting that
+  differs between the jobs, shown as a column: jobs are pooled only over seeds): the minimal validation
   loss, mean ± sample std (n − 1) over seeds (the derivation report's number), the epoch it was
   reached at, test loss, test negative ELBO, test importance-weighted NLL, wall time and the number
   of seeds; failed or missing jobs are listed in the row, never dropped;
@@ -50,6 +52,8 @@ def make_report(
 
     jobs = collect_jobs(sweeps)
     out.mkdir(parents=True, exist_ok=True)
+    if not any(j.ok for j in jobs):
+        raise UserError(f"no job of {', '.join(map(str, sweeps))} completed: nothing to report (see each job's status.json)")
     rows = table_rows(jobs)
     commits = sorted({str(j.metrics.get("git_commit")) for j in jobs if j.ok})
     machines = sorted({str(read_json(j.dir / RUN_INFO).get("machine")) for j in jobs if j.ok} - {"None"})
@@ -72,7 +76,7 @@ def make_report(
     if wandb_mode:
         from vaelab.report.wandb_log import log_wandb
 
-        where = log_wandb(jobs, rows, pngs, out, wandb_dir or (sweeps[0].parent / "report"), wandb_mode, provenance)
+        where = log_wandb(jobs, rows, pngs, out, wandb_dir or out, wandb_mode, provenance)
         print(f"W&B report run ({wandb_mode}): {where}", flush=True)
     return rows
 
@@ -80,7 +84,7 @@ def make_report(
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="vaelab-report", description="Tables and figures from vaelab.train multiruns.")
     p.add_argument("sweeps", nargs="+", type=Path, help="multirun folders (hydra.sweep.dir), e.g. outputs/reproduce/<time>/sweep")
-    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: <first sweep>/report; --out results updates the committed table)")
     p.add_argument(
         "--data-root",
         default=os.environ.get("VAELAB_DATA_ROOT"),
@@ -93,17 +97,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=["offline", "online", "disabled"],
         help="W&B mode of the report run (default: WANDB_MODE, else offline)",
     )
-    p.add_argument("--wandb-dir", type=Path, default=None, help="where the W&B report run goes (default: <first sweep>/../report)")
+    p.add_argument("--wandb-dir", type=Path, default=None, help="where the W&B report run goes (default: the output folder)")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
-    from vaelab.config.validate import exit_with
+    from vaelab.config.validate import check_output_dir, exit_with
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    missing = [s for s in args.sweeps if not s.is_dir()]
+    if missing:
+        exit_with(UserError(f"sweep dir {missing[0]} does not exist: give the hydra.sweep.dir of a finished multirun"))
+    out = args.out if args.out is not None else args.sweeps[0] / "report"
+    check_output_dir(out, "--out", folder=True)  # before any work: a file in the way, a read-only folder
     try:
-        make_report(args.sweeps, args.out, args.data_root, args.command, None if args.wandb_mode == "disabled" else args.wandb_mode, args.wandb_dir)
+        make_report(args.sweeps, out, args.data_root, args.command, None if args.wandb_mode == "disabled" else args.wandb_mode, args.wandb_dir)
     except UserError as err:
         exit_with(err)
 

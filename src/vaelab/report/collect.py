@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError, warn
-from vaelab.runs.layout import COMPLETED, EVAL, HYDRA_RECORD, METRICS, STATUS, read_json
+from vaelab.runs.layout import COMPLETED, EVAL, HYDRA_RECORD, METRICS, RUN_INFO, STATUS, read_json
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.nets import short_name
 
@@ -32,6 +32,8 @@ class Job:
     dataset: str = "mnist"
     metrics: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
+    # the job's whole config, flattened to dotted keys: what tells two jobs' rows apart (row_settings)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -84,26 +86,60 @@ def _named(info: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in info.items() if k in IDENTITY and (v is not None or k not in ("net", "dataset"))}
 
 
-def _identity(cfg: Any) -> dict[str, Any]:
-    """What names a job in the table: its kl form, latent dim, seed, network and data set."""
-    from omegaconf import OmegaConf
-
-    return {key: OmegaConf.select(cfg, path) for key, path in IDENTITY.items()}
+def _identity(settings: dict[str, Any]) -> dict[str, Any]:
+    """What names a job in the table, from its flattened config: kl form, latent dim, seed, network, data set."""
+    return {key: settings.get(path) for key, path in IDENTITY.items()}
 
 
 def _job_config(job_dir: Path) -> dict[str, Any]:
-    """kl, latent_dim, seed, net and dataset of a job from Hydra's saved config (present even when it failed)."""
+    """A job's config, flattened: the resolved one of run_info.json, else Hydra's saved record
+    (present even when the job failed before training), else nothing."""
     from omegaconf import OmegaConf
 
+    recorded = read_json(job_dir / RUN_INFO).get("config")
+    if isinstance(recorded, dict):
+        return flatten(recorded)
     path = job_dir / HYDRA_RECORD / "config.yaml"
     if not path.is_file():
         return {}
     try:
-        cfg = OmegaConf.load(path)
+        return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
     except Exception as exc:  # a YAML or I/O error of any kind: the job is still listed, unnamed
         warn(f"cannot read {path} ({type(exc).__name__}: {exc}); job {job_dir.name} is listed without its settings")
         return {}
-    return _identity(cfg)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"lr": 0.001}}`` -> ``{"model.lr": 0.001}``; lists stay values."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+# config keys that say where or how a job ran, not what it computed (prefix match): never row keys
+NOT_SETTINGS = (
+    "seed", "model.seed", "data.seed", "data.root", "data.download", "data.on_device", "paths.", "hydra.", "logger.", "tags", "print_config",
+    "resume", "threads", "extras.", "trainer.default_root_dir", "trainer.enable_progress_bar", "callbacks.model_checkpoint.dirpath",
+    "callbacks.last_checkpoint.dirpath", "callbacks.images.out_dir", "callbacks.progress.label", "callbacks.progress_bar.label",
+)  # fmt: skip
+
+
+def row_settings(jobs: Sequence[Job]) -> list[str]:
+    """The config keys whose values differ between ``jobs`` besides the seed and the table's own
+    columns (network, data set, kl form, latent dim): each becomes a column, and jobs that differ
+    in any of them are never pooled into one row (an Optuna search's trials, a sweep over lr)."""
+    own = set(IDENTITY.values())
+    keys = sorted({k for j in jobs for k in j.settings})
+    varying = []
+    for key in keys:
+        if key in own or any(key == p or (p.endswith(".") and key.startswith(p)) for p in NOT_SETTINGS):
+            continue
+        if len({repr(j.settings.get(key)) for j in jobs if j.settings}) > 1:
+            varying.append(key)
+    return varying
 
 
 def _task_overrides(path: Path) -> list[str]:
@@ -133,7 +169,7 @@ def _expected_jobs(sweep: Path) -> list[list[str]]:
 
 
 def _compose_job(overrides: list[str]) -> dict[str, Any]:
-    """kl, latent_dim, seed, net and dataset of a job that never started, by composing its overrides."""
+    """The flattened config of a job that never started, by composing its overrides."""
     from hydra import compose, initialize_config_dir
 
     from vaelab.config.resolvers import register
@@ -146,7 +182,9 @@ def _compose_job(overrides: list[str]) -> dict[str, Any]:
     except Exception as exc:  # Hydra composition errors of any kind: the job is listed, unnamed
         warn(f"cannot compose the settings of a job that never started ({' '.join(overrides)}): {type(exc).__name__}: {exc}")
         return {}
-    return _identity(cfg)
+    from omegaconf import OmegaConf
+
+    return flatten(OmegaConf.to_container(cfg, resolve=False))
 
 
 def sweep_command(sweep: Path) -> str | None:
@@ -173,14 +211,16 @@ def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
         for name, path in found.items():
             status = read_json(path / STATUS)
             metrics = read_json(path / METRICS)
-            # metrics.json written before net/dataset were recorded: Hydra's saved config names them
-            info = {**_job_config(path), **{k: metrics[k] for k in IDENTITY if k in metrics}}
+            settings = _job_config(path)
+            # metrics.json written before net/dataset were recorded: the job's config names them
+            info = {**_identity(settings), **{k: metrics[k] for k in IDENTITY if k in metrics}}
             state = status.get("status", COMPLETED if metrics else "unknown")
-            jobs.append(Job(sweep, name, state, status.get("error", ""), **_named(info), metrics=metrics, evaluation=read_json(path / EVAL)))
+            evaluation = read_json(path / EVAL)
+            jobs.append(Job(sweep, name, state, status.get("error", ""), **_named(info), metrics=metrics, evaluation=evaluation, settings=settings))
         for num, overrides in enumerate(_expected_jobs(sweep)):
             if str(num) not in found:
-                info = _compose_job(overrides)
-                jobs.append(Job(sweep, str(num), "not started", "", **_named(info)))
+                settings = _compose_job(overrides)
+                jobs.append(Job(sweep, str(num), "not started", "", **_named(_identity(settings)), settings=settings))
     if not jobs:
         raise UserError(
             f"no jobs found in {', '.join(map(str, sweeps))}: give multirun folders (hydra.sweep.dir) whose job folders hold status.json/metrics.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError, warn
-from vaelab.report.collect import Job
+from vaelab.report.collect import Job, row_settings
 from vaelab.report.tables import KL_ORDER
 
 
@@ -37,6 +37,34 @@ def _curves(jobs: Sequence[Job]):
     return curves
 
 
+def _trials(jobs: Sequence[Job], varying: list[str]):
+    """One panel per setting that differs between the jobs (an Optuna search's parameters): each
+    completed job's minimal validation loss against its value of that setting."""
+    import matplotlib.pyplot as plt
+
+    done = [j for j in jobs if j.ok and math.isfinite(j.value("val_loss_min"))]
+    fig, axes = plt.subplots(1, len(varying), figsize=(4.2 * len(varying), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], varying):
+        values = [j.settings.get(key) for j in done]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric:
+            xs = [float(v) for v in values]
+            if min(xs) > 0 and max(xs) / min(xs) > 20:
+                ax.set_xscale("log")
+        else:  # lists, strings: one position per distinct value, in sorted order
+            labels = sorted({str(v) for v in values})
+            xs = [labels.index(str(v)) for v in values]
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.scatter(xs, [j.value("val_loss_min") for j in done], color="tab:blue")
+        for x, j in zip(xs, done):
+            ax.annotate(j.name, (x, j.value("val_loss_min")), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(key)
+        ax.set_ylabel("min val loss (nats per image)")
+    fig.suptitle("trials: minimal validation loss against each setting that differs (label: job)")
+    fig.tight_layout()
+    return fig
+
+
 def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict[str, Path]:
     """All PNGs; returns {name: path}. Figures that need the data or a checkpoint are skipped with a
     warning (never silently) when those cannot be loaded."""
@@ -56,6 +84,10 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
         "val_loss_curves",
         figures.loss_curves(_curves(jobs), "loss per epoch of every run: validation (solid), training (dashed); dot: minimal validation loss"),
     )
+
+    varying = row_settings(jobs)
+    if varying:
+        save("trials", _trials(jobs, varying))
 
     best: dict[tuple[str, int], Job] = {}  # (label, latent dim) -> the row's best run
     for j in jobs:

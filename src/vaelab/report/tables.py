@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vaelab.report.collect import Job, family
+from vaelab.report.collect import Job, family, row_settings
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.loss import KL_FORMS
 from vaelab.vae.nets import short_name
 
+# the columns every row has before its settings, and the facts after its statistics
+BASE_COLUMNS = ("data", "model", "kl", "latent_dim")
+ROW_FACTS = ("iw_k", "n_iw", "epochs", "seeds", "n_seeds", "n_not_converged", "stop_reasons", "n_jobs", "missing")
 # rows in the order the losses are defined (eq. 3 first), unknown forms last
 KL_ORDER = {kl: i for i, kl in enumerate(KL_FORMS)}
 # per-seed numbers summarised in the table: (csv stem, metrics/eval key, markdown header)
@@ -36,22 +39,29 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """One row per (data set, network, kl form, latent dim) with mean and std over the completed
-    seeds; MNIST and the MLP of the derivation report first."""
-    groups: dict[tuple[str, str, str, int], list[Job]] = {}
+    """One row per (data set, network, kl form, latent dim, and every other setting that differs
+    between the jobs: :func:`~vaelab.report.collect.row_settings`), with mean and std over the
+    completed seeds; MNIST and the MLP of the derivation report first. Jobs are pooled only when
+    they differ in nothing but the seed."""
+    varying = row_settings(jobs)
+    groups: dict[tuple[Any, ...], list[Job]] = {}
     for job in jobs:
-        groups.setdefault((job.dataset, short_name(job.net), str(job.kl), int(job.latent_dim) if job.latent_dim is not None else -1), []).append(job)
+        dim = int(job.latent_dim) if job.latent_dim is not None else -1
+        key = (job.dataset, short_name(job.net), str(job.kl), dim, *(repr(job.settings.get(k)) for k in varying))
+        groups.setdefault(key, []).append(job)
     rows = []
 
-    def order(key: tuple[str, str, str, int]) -> tuple[Any, ...]:
-        data, arch, kl, dim = key
-        return (data != "mnist", data, arch != short_name(DEFAULT_NET), arch, KL_ORDER.get(kl, 9), kl, dim)
+    def order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+        data, arch, kl, dim = key[:4]
+        return (data != "mnist", data, arch != short_name(DEFAULT_NET), arch, KL_ORDER.get(kl, 9), kl, dim, *key[4:])
 
-    for (data, arch, kl, dim), members in sorted(groups.items(), key=lambda kv: order(kv[0])):
+    for key, members in sorted(groups.items(), key=lambda kv: order(kv[0])):
+        data, arch, kl, dim = key[:4]
         done = [j for j in members if j.ok]
         row: dict[str, Any] = {"data": data, "model": arch, "kl": kl, "latent_dim": dim if dim >= 0 else "unknown"}
-        for stem, key, _ in SUMMARISED:
-            row[f"{stem}_mean"], row[f"{stem}_std"] = _mean_std([j.value(key) for j in done])
+        row.update({k: _setting(members[0].settings.get(k)) for k in varying})
+        for stem, key_, _ in SUMMARISED:
+            row[f"{stem}_mean"], row[f"{stem}_std"] = _mean_std([j.value(key_) for j in done])
         ks = sorted({int(j.evaluation["k"]) for j in done if "k" in j.evaluation})
         row["iw_k"] = ",".join(map(str, ks))
         row["n_iw"] = sum(1 for j in done if math.isfinite(j.value("test_iw_nll")))
@@ -67,8 +77,14 @@ def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     return rows
 
 
+def _setting(value: Any) -> Any:
+    """A setting as a table cell: lists and None as text, numbers as they are."""
+    return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+
+
 def run_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """One row per job, with its status, for runs.csv."""
+    """One row per job, with its status and the settings that tell the jobs apart, for runs.csv."""
+    varying = row_settings(jobs)
     rows = []
     for j in sorted(jobs, key=lambda j: (str(j.sweep), int(j.name) if j.name.isdigit() else 0, j.name)):
         row = {
@@ -79,6 +95,7 @@ def run_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
             "kl": j.kl,
             "latent_dim": j.latent_dim,
             "seed": j.seed,
+            **{k: _setting(j.settings.get(k)) for k in varying},
             "status": j.status if j.ok else j.why_missing(),
         }
         for _, key, _ in SUMMARISED:
@@ -109,13 +126,20 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
             writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
+def _setting_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The setting columns of the rows (:func:`~vaelab.report.collect.row_settings`)."""
+    return [k for k in (rows[0] if rows else {}) if k not in BASE_COLUMNS and k not in ROW_FACTS and not k.endswith(("_mean", "_std"))]
+
+
 def headline(rows: Sequence[dict[str, Any]]) -> str:
     """The derivation report's sentence, filled in from the paper-penalty rows (or the first kl form)
     of the first network and data set (the report's MLP on MNIST when present)."""
     if not rows:
         return ""
     data, arch = rows[0]["data"], rows[0]["model"]
-    ours = [r for r in rows if (r["data"], r["model"]) == (data, arch)]
+    # the first row's network, data set and other settings (the first trial of a search)
+    first = [rows[0][k] for k in _setting_columns(rows)]
+    ours = [r for r in rows if (r["data"], r["model"]) == (data, arch) and [r[k] for k in _setting_columns(rows)] == first]
     kls = [r["kl"] for r in ours]
     kl = "paper" if "paper" in kls else kls[0]
     picked = [r for r in ours if r["kl"] == kl and r["latent_dim"] in (1, 2)]
@@ -142,7 +166,8 @@ def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
     iw_k = ",".join(sorted({r["iw_k"] for r in rows if r["iw_k"]})) or "–"
     # data set and network columns only when the rows differ in them (the headline names a lone one)
     split = [key for key in ("data", "model") if len({r[key] for r in rows}) > 1]
-    header = [*split, "kl form", "latent dim"] + [h if s != "test_iw_nll" else f"{h} (k={iw_k})" for s, _, h in SUMMARISED] + ["seeds"]
+    settings = _setting_columns(rows)
+    header = [*split, "kl form", "latent dim", *settings] + [h if s != "test_iw_nll" else f"{h} (k={iw_k})" for s, _, h in SUMMARISED] + ["seeds"]
     lines = [
         "# Minimal validation loss, nats per image",
         "",
@@ -152,7 +177,7 @@ def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
         "|" + "|".join("---" for _ in header) + "|",
     ]
     for r in rows:
-        cells = [*(str(r[key]) for key in split), str(r["kl"]), str(r["latent_dim"])]
+        cells = [*(str(r[key]) for key in split), str(r["kl"]), str(r["latent_dim"]), *(str(r[k]) for k in settings)]
         for stem, _, _ in SUMMARISED:
             digits = 1 if stem in ("val_loss_min_epoch", "wall_time_s") else 2
             cell = _fmt(r[f"{stem}_mean"], r[f"{stem}_std"], digits)

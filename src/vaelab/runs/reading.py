@@ -80,3 +80,14 @@ def datamodule_for_run(run_dir: Path, root: str | Path | None = None, **override
     dm = MNISTDataModule(root=str(root), download=False, on_device=False, **kwargs)
     dm.setup()
     return dm
+
+
+def init_weights(module: Any, source: str) -> dict[str, Any]:
+    """Load the model weights of checkpoint ``source`` into ``module`` (nothing else: a run started
+    with ``ckpt_path`` has its own optimiser state, epochs and history); returns what its
+    run_info.json records of the source."""
+    import torch
+
+    state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    return {"ckpt_path": str(Path(source).resolve()), "config": read_json(run_dir_of(Path(source)) / RUN_INFO).get("config")}

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from vaelab.runs.layout import COMPLETED, METRICS, STATUS, read_json
+from vaelab.runs.layout import COMPLETED, HYDRA_RECORD, METRICS, STATUS, read_json
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -61,11 +61,15 @@ def describe_job(job: Path, prefix: str = "") -> str:
         return f"{prefix}{state.upper()} {status.get('error', '')}".rstrip()
     m = read_json(job / METRICS)
     wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
+    overrides = job / HYDRA_RECORD / "overrides.yaml"
+    # the job's own command-line values (an Optuna trial's parameters, a sweep's values)
+    typed = " ".join(str(o) for o in (OmegaConf.load(overrides) if overrides.is_file() else []))
     return (
         f"{prefix}latent_dim={m.get('latent_dim')} seed={m.get('seed')} kl={m.get('kl')} "
         f"val_loss_min={m.get('val_loss_min', float('nan')):.3f} (epoch {m.get('val_loss_min_epoch')} of {m.get('epochs')}, "
         f"cap {m.get('max_epochs')}, stopped by {m.get('stop_reason', 'unknown')}) "
         f"test_loss={m.get('test_loss', float('nan')):.3f}\n"
+        f"      command line: {typed or '(defaults)'}\n"
         f"      run dir: {job}\n"
         f"      metrics: {job / METRICS}\n"
         f"      best checkpoint: {m.get('best_ckpt')}\n"
