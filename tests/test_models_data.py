@@ -14,18 +14,19 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from conftest import REPO, TINY, graph_and_eager, run_cli, run_result, write_idx
+from conftest import REPO, TINY, graph_and_eager, run_result, train_in_process, write_idx
 from vaelab.config.schema import check
 from vaelab.data.datamodule import MNISTDataModule
 from vaelab.data.idx_files import DATASETS, FASHION_MNIST_FILES, check_mnist_raw
 from vaelab.errors import UserError
+from vaelab.paths import CONF_DIR as CONF
 from vaelab.training.module import VAEModule
-from vaelab.vae.archs import ARCHS, build_vae
 from vaelab.vae.conv import ConvVAE
 from vaelab.vae.loss import vae_loss
-from vaelab.vae.model import VAE
+from vaelab.vae.model import VAE, GaussianVAE
+from vaelab.vae.nets import build_net, net_class
 
-CONF = REPO / "src" / "vaelab" / "conf"
+MLP, CONV = "vaelab.vae.model.VAE", "vaelab.vae.conv.ConvVAE"
 
 
 def options(group: str) -> list[str]:
@@ -61,7 +62,7 @@ def test_mlp_numbers_are_unchanged():
     same per-image losses. If they move, MLP runs no longer give the numbers of earlier runs."""
     torch.manual_seed(0)
     module = VAEModule(latent_dim=2, hidden=[400])
-    assert isinstance(module.vae, VAE) and module.hparams.arch == "mlp"
+    assert isinstance(module.vae, VAE) and module.hparams.net == MLP
     assert sum(p.numel() for p in module.parameters()) == 631188  # 784*400+400 + 400*4+4 + 2*400+400 + 400*784+784
     assert sum(float(p.detach().double().sum()) for p in module.parameters()) == pytest.approx(35.7849955831516, abs=1e-9)
     assert list(module.state_dict()) == [f"vae.{part}.{i}.{w}" for part in ("encoder", "decoder") for i in (0, 2) for w in ("weight", "bias")]
@@ -102,7 +103,7 @@ def test_conv_vae_shapes_and_interface():
         vae.encoder[-1][-1].bias.fill_(100.0)
     assert float(vae.encode(x)[1].detach().max()) == 2.0
     # the module's loss terms are vae.loss's, unchanged
-    module = VAEModule(latent_dim=3, hidden=[64], arch="conv", kl="analytic")
+    module = VAEModule(net=CONV, latent_dim=3, hidden=[64], kl="analytic")
     noise = torch.randn(5, 3)
     terms = module.terms(x, noise)
     logits, m, s, _ = module.vae(x, noise)
@@ -112,15 +113,28 @@ def test_conv_vae_shapes_and_interface():
 
 
 def test_conv_vae_options():
-    assert isinstance(build_vae("conv", 2, [], 10.0), ConvVAE)  # no fully connected layer: conv features -> m, σ
-    assert isinstance(build_vae("mlp", 2, [400], 10.0), VAE)
+    assert isinstance(build_net(CONV, 2, [], 10.0), ConvVAE)  # no fully connected layer: conv features -> m, σ
+    assert isinstance(build_net(MLP, 2, [400], 10.0), VAE)
     one = ConvVAE(2, [16], channels=[8])
     assert one.feature_shape == (8, 14, 14) and one(torch.rand(2, 784))[0].shape == (2, 784)
     with pytest.raises(ValueError, match="one or two conv layers"):
         ConvVAE(2, [16], channels=[8, 16, 32])
-    with pytest.raises(ValueError, match="mlp"):
-        build_vae("resnet", 2, [16], 10.0)
-    assert set(ARCHS) == {"mlp", "conv"}
+    with pytest.raises(ValueError, match="'resnet' is not an import path"):
+        build_net("resnet", 2, [16], 10.0)
+    with pytest.raises(ValueError, match="cannot be imported"):
+        net_class("vaelab.vae.model.NoSuchVAE")
+    with pytest.raises(ValueError, match="not a subclass of vaelab.vae.model.GaussianVAE"):
+        net_class("torch.nn.Linear")
+
+
+def test_every_model_yaml_names_a_network_class():
+    """conf/model/*.yaml hold the model names (one YAML per model, the class by its import path)."""
+    nets = {}
+    for name in options("model"):
+        cfg = _compose([f"model={name}"])
+        nets[name] = str(cfg.model.net)
+        assert issubclass(net_class(nets[name]), GaussianVAE)
+    assert nets == {"vae_mlp": MLP, "vae_conv": CONV}
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -134,19 +148,25 @@ def _compose(overrides: list[str]):
 def test_every_data_and_model_compose_with_every_experiment(data, model, experiment):
     cfg = _compose([f"data={data}", f"model={model}"] + ([f"experiment={experiment}"] if experiment else []))
     check(cfg)  # the typed schema accepts it
-    assert cfg.data.dataset in DATASETS and cfg.model.arch in ARCHS
+    assert cfg.data.dataset in DATASETS
     assert cfg.data.dataset == data  # the option names are the data set names
-    assert cfg.model.arch == {"vae_mlp": "mlp", "vae_conv": "conv"}[model]
+    assert cfg.model.net == {"vae_mlp": MLP, "vae_conv": CONV}[model]
     module = instantiate(cfg.model, _convert_="all")
-    assert isinstance(module.vae, ARCHS[cfg.model.arch])
+    assert type(module.vae) is net_class(cfg.model.net)
     assert module.vae.hidden == list(cfg.model.hidden)  # experiments' MLP widths mean the conv's fc layers
     dm = instantiate(cfg.data, root=str(REPO), _convert_="all")  # no files read before setup
     assert dm.dataset == cfg.data.dataset
 
 
-@pytest.mark.parametrize("override,key", [("model.arch=resnet", "model.arch"), ("data.dataset=cifar10", "data.dataset")])
-def test_schema_names_the_model_and_data_choices(override, key):
-    with pytest.raises(UserError, match=rf"{key}=.* expected one of"):
+@pytest.mark.parametrize(
+    "override,key,expected",
+    [
+        ("model.net=resnet", "model.net", "the import path of a GaussianVAE subclass"),
+        ("data.dataset=cifar10", "data.dataset", "one of mnist, fashion_mnist"),
+    ],
+)
+def test_schema_names_the_model_and_data_choices(override, key, expected):
+    with pytest.raises(UserError, match=rf"{key}=.* is invalid: expected {expected}"):
         check(_compose([override]))
 
 
@@ -211,14 +231,15 @@ def test_real_fashion_mnist_files():
 
 # ---------------------------------------------------------------------------------------- training
 def test_conv_vae_fast_dev_run(tiny_root: Path, tmp_path: Path):
-    proc = run_cli("vaelab.train", "model=vae_conv", "debug=fast_dev_run", f"data.root={tiny_root}", *TINY, f"hydra.run.dir={tmp_path}/run")
+    proc = train_in_process("model=vae_conv", "debug=fast_dev_run", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["net"] == CONV and metrics["epochs"] == 1 and np.isfinite(metrics["test_loss"])
 
 
 def test_conv_on_fashion_trains_logs_to_tensorboard_and_loads(fashion_root: Path, tmp_path: Path):
     run = tmp_path / "run"
-    proc = run_cli(
-        "vaelab.train",
+    proc = train_in_process(
         "model=vae_conv",
         "data=fashion_mnist",
         "logger=tensorboard",
@@ -232,7 +253,7 @@ def test_conv_on_fashion_trains_logs_to_tensorboard_and_loads(fashion_root: Path
     result = run_result(run)
     assert np.isfinite(result["val_loss_min"]) and np.isfinite(result["test_loss"])
     info = json.loads((run / "run_info.json").read_text())["config"]
-    assert (info["model"]["arch"], info["data"]["dataset"]) == ("conv", "fashion_mnist")
+    assert (info["model"]["net"], info["data"]["dataset"]) == (CONV, "fashion_mnist")
 
     from vaelab.runs.reading import best_checkpoint, load_module
 
