@@ -131,6 +131,8 @@ def check_overrides(args: Sequence[str], config_name: str) -> None:
     """
     multirun = any(a in ("-m", "--multirun") for a in args)
     overrides = [a for a in args if a not in ("-m", "--multirun")]
+    if multirun and any(a in ("-c", "--cfg") or a.startswith("--cfg=") for a in overrides):
+        _exit("--cfg prints the config of one run: drop -m/--multirun and give one value per key (e.g. model.latent_dim=1)")
     if any(a.startswith("-") for a in overrides):
         return
     from hydra import compose, initialize_config_dir

@@ -90,27 +90,26 @@ class EpochBar(TQDMProgressBar):
 
 
 class EpochAxis(pl.Callback):
-    """Give every logger the x position of an epoch's metrics: ``epoch``, counted from 1 (epoch 1 is
-    the first trained epoch, as in metrics.json and the progress lines), and the module's count of
-    Adam steps (:attr:`~vaelab.training.module.VAEModule.optimizer_steps`; Lightning would log its
-    0-based epoch and its count of ``training_step`` calls). The test metrics land at the end of
-    training (the last epoch's position). Lightning reads a logged ``step`` as the logging step, and
-    ``ModelCheckpoint`` reads a logged ``epoch`` for its ``{epoch}`` file names, so
-    ``best-epoch003.ckpt`` holds the weights after the epoch metrics.json calls 3. Both go through
-    ``self.log`` as float32, exact below 2**24 steps."""
+    """Put every logger's x axis on the epoch, counted from 1 (epoch 1 is the first trained epoch,
+    as in metrics.json and the progress lines): the metrics ``epoch`` and ``step``, both that
+    number. Lightning reads a logged ``step`` as the logging step (TensorBoard's global step, W&B's
+    ``trainer/global_step``), and ``ModelCheckpoint`` reads a logged ``epoch`` for its ``{epoch}``
+    file names, so ``best-epoch003.ckpt`` holds the weights after the epoch metrics.json calls 3.
+    The test metrics land at the last epoch's position. Logged through ``self.log`` (float32,
+    exact for any epoch count), identical on every rank."""
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking and trainer.state.fn == "fit":
-            self._log(pl_module, trainer.current_epoch + 1, _steps(trainer, pl_module))
+            self._log(pl_module, trainer.current_epoch + 1)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # after a fit, current_epoch counts the finished epochs: the last epoch's 1-based number
-        self._log(pl_module, trainer.current_epoch, _steps(trainer, pl_module))
+        self._log(pl_module, trainer.current_epoch)
 
     @staticmethod
-    def _log(pl_module: pl.LightningModule, epoch: int, step: int) -> None:
-        pl_module.log("epoch", float(epoch))
-        pl_module.log("step", float(step))
+    def _log(pl_module: pl.LightningModule, epoch: int) -> None:
+        pl_module.log("epoch", float(epoch), sync_dist=True)
+        pl_module.log("step", float(epoch), sync_dist=True)
 
 
 class EarlyStopping(LightningEarlyStopping):
@@ -127,11 +126,6 @@ class EarlyStopping(LightningEarlyStopping):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.stopped_epoch > 0:
             trainer.should_stop = True
-
-
-def _steps(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
-    """Adam steps so far: the module's count where it keeps one (the CUDA-graph path), else Lightning's."""
-    return int(getattr(pl_module, "optimizer_steps", trainer.global_step))
 
 
 def stop_reason(trainer: pl.Trainer, history: list[dict[str, float]]) -> str:
@@ -229,7 +223,7 @@ class ImageLogger(pl.Callback):
         # the last epoch: the cap, or early stopping (decided in on_validation_end, before this hook)
         last = epoch >= (trainer.max_epochs or epoch) or trainer.should_stop
         if self.every_n_epochs > 0 and (epoch % self.every_n_epochs == 0 or last):
-            self._pending = (epoch, _steps(trainer, pl_module))
+            self._pending = (epoch, epoch)  # the x position: the epoch (EpochAxis)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._draw_pending(trainer, pl_module)

@@ -53,7 +53,7 @@ class FastVAEModule(VAEModule):
         cuda_graph: bool = True,
     ) -> None:
         super().__init__(net, latent_dim, hidden, kl, recon, beta, lr, fused, log_scale_max, seed, kl_warmup_epochs)
-        self.save_hyperparameters(ignore=["cuda_graph"])
+        self.save_hyperparameters(ignore=["cuda_graph"], logger=False)
         self.cuda_graph = bool(cuda_graph)
         # one optimiser step per batch inside training_step, which Lightning's automatic loop cannot do
         self.automatic_optimization = False

@@ -75,7 +75,8 @@ class VAEModule(pl.LightningModule):
         kl_warmup_epochs: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # logger=False: the run logs its whole resolved config once (model.* included), not these again
+        self.save_hyperparameters(logger=False)
         self.vae = build_net(net, latent_dim, list(hidden), log_scale_max)
         self.val_means = _means(TERMS)
         self.test_means = _means(TERMS)
@@ -137,7 +138,7 @@ class VAEModule(pl.LightningModule):
 
     @property
     def optimizer_steps(self) -> int:
-        """Adam steps taken so far in this run: the x position loggers plot epochs at."""
+        """Adam steps taken so far in this run (what a non-finite loss's message names)."""
         return self.trainer.global_step
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -197,8 +198,9 @@ class VAEModule(pl.LightningModule):
         train = self._train_loss()
         metrics.update(train)
         best = min([row["val/loss"] for row in self.history] + [metrics["val/loss"]])
-        # identical on every rank (computed from synced means): no reduction needed
-        self.log_dict({**train, "val/loss_best": best}, sync_dist=False, rank_zero_only=False)
+        # identical on every rank (computed from reduced sums): sync_dist changes no value, and
+        # Lightning then has no reason to warn under DDP
+        self.log_dict({**train, "val/loss_best": best}, sync_dist=True)
         metrics["val/loss_best"] = best
         self.history.append({"epoch": self.current_epoch + 1, **metrics})
         if not math.isfinite(metrics["val/loss"]) or not math.isfinite(metrics.get("train/loss", 0.0)):
