@@ -58,6 +58,9 @@ def instantiate_logger(node: DictConfig, out_dir: Path) -> Any:
     """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir
     (a resumed run continues its W&B run; a run started from another run's weights is a new one)."""
     if str(node.get("_target_", "")).endswith("WandbLogger"):
+        # W&B stages checkpoint artifacts (logger.wandb.log_model) under its data dir, by default
+        # in the home folder: keep them with the run instead (docs/wandb.md)
+        os.environ.setdefault("WANDB_DATA_DIR", str(out_dir / "wandb"))
         return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir))
     return hydra.utils.instantiate(node)
 
