@@ -76,7 +76,7 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
 
     from vaelab.runs.provenance import provenance
     from vaelab.training.callbacks import stop_reason
-    from vaelab.training.checkpoint import AtomicCheckpointIO, check_checkpoint
+    from vaelab.training.checkpoint import AtomicCheckpointIO, RunDirRelocation, check_checkpoint, remove_stale_best
     from vaelab.training.runtime import configure_torch, silence_third_party_noise
 
     start = time.perf_counter()
@@ -97,10 +97,11 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
     init_from = init_weights(module, str(source)) if source and not resume else None
-    # the Timer is not a choice: it keeps the run's training time in every checkpoint, so a resumed
-    # run's wall time counts all its sessions
+    # the Timer keeps the run's training time in every checkpoint, so a resumed run's wall time
+    # counts all its sessions
     clock = Timer(interval="epoch")
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock]
+    # not choices either: the run's clock, and checkpoint paths that follow a copied or moved run dir
+    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock, RunDirRelocation(out_dir / CHECKPOINTS)]
     if not cfg.trainer.get("enable_progress_bar"):  # Lightning refuses a bar callback with the bar off
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate_logger(c, out_dir) for c in (cfg.get("logger") or {}).values()]
@@ -133,6 +134,8 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     before_s = max(trained_s - session_s, 0.0)
 
     ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if ckpt and trainer.is_global_zero:
+        remove_stale_best(out_dir / CHECKPOINTS, ckpt)
     if signal_name:  # no test on an interrupted run: its numbers come after `resume=true`
         test = {k: math.nan for k in ("test/loss", "test/nelbo", "test/recon", "test/kl")}
     else:

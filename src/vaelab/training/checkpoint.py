@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
@@ -82,3 +83,42 @@ def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: li
             f"pick the model= option it was trained with"
         )
     return hp
+
+
+class RunDirRelocation(pl.Callback):
+    """Let a run dir that was copied or moved resume from its own files.
+
+    Lightning's ``ModelCheckpoint`` keeps absolute paths in its checkpointed state (its folder, the
+    best and last files); resumed elsewhere, it would drop its best score ("dirpath has changed")
+    or test the old folder's best file. Before the callbacks' states are loaded, this rewrites every
+    path under the checkpoint's recorded folder to the same file under ``checkpoint_dir``, the run
+    dir's own ``checkpoints/``. A checkpoint written in place is left as it is.
+    """
+
+    def __init__(self, checkpoint_dir: str | Path) -> None:
+        self.checkpoint_dir = os.path.realpath(str(checkpoint_dir))
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        for state in checkpoint.get("callbacks", {}).values():
+            old = state.get("dirpath") if isinstance(state, dict) else None
+            if not old or os.path.realpath(str(old)) == self.checkpoint_dir:
+                continue
+            for key, value in list(state.items()):
+                state[key] = self._moved(value, str(old))
+
+    def _moved(self, value: Any, old: str) -> Any:
+        if isinstance(value, str) and (value == old or value.startswith(old.rstrip("/") + "/")):
+            return self.checkpoint_dir + value[len(old.rstrip("/")) :]
+        if isinstance(value, dict):
+            return {self._moved(k, old): v for k, v in value.items()}
+        return value
+
+
+def remove_stale_best(checkpoint_dir: Path, best: str | None) -> list[Path]:
+    """Delete ``best-*.ckpt`` files other than the run's best: a kill between writing a new best
+    and deleting the old one leaves the old one behind, which Lightning no longer tracks."""
+    keep = Path(best).resolve() if best else None
+    stale = [p for p in Path(checkpoint_dir).glob("best-*.ckpt") if p.resolve() != keep]
+    for p in stale:
+        p.unlink()
+    return stale
