@@ -24,7 +24,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.config import resolvers
-from vaelab.config.validate import check_overrides, exit_with, is_multirun
+from vaelab.config.validate import check_output_dir, check_overrides, exit_with, is_multirun
 from vaelab.errors import UserError, warn
 from vaelab.runs.layout import EVAL
 
@@ -180,6 +180,8 @@ def run(cfg: DictConfig) -> float | None:
     from vaelab.runs.layout import write_json
 
     multirun = is_multirun()
+    if cfg.get("out"):  # before the work: a result must not be lost to an unwritable path
+        check_output_dir(str(cfg.out), "out")
     try:
         result = evaluate(cfg, _command_line_keys())
     except UserError as err:

@@ -39,6 +39,7 @@ from vaelab.runs.layout import (
     read_json,
     write_json,
 )
+from vaelab.runs.loggers import instantiate_logger
 from vaelab.runs.reading import init_weights
 from vaelab.runs.sweep import describe_job
 from vaelab.runs.wandb_run import finish, update_summary
@@ -52,17 +53,6 @@ resolvers.register()
 # our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
 # against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
 warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
-
-
-def instantiate_logger(node: DictConfig, out_dir: Path) -> Any:
-    """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir
-    (a resumed run continues its W&B run; a run started from another run's weights is a new one)."""
-    if str(node.get("_target_", "")).endswith("WandbLogger"):
-        # W&B stages checkpoint artifacts (logger.wandb.log_model) under its data dir, by default
-        # in the home folder: keep them with the run instead (docs/wandb.md)
-        os.environ.setdefault("WANDB_DATA_DIR", str(out_dir / "wandb"))
-        return hydra.utils.instantiate(node, mode=wandb_run.resolve_mode(str(node.mode)), id=wandb_run.run_id(out_dir))
-    return hydra.utils.instantiate(node)
 
 
 def train(cfg: DictConfig, resume: bool = False) -> Metrics:
@@ -104,7 +94,7 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock, RunDirRelocation(out_dir / CHECKPOINTS)]
     if not cfg.trainer.get("enable_progress_bar"):  # Lightning refuses a bar callback with the bar off
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    loggers = [instantiate_logger(c, out_dir) for c in (cfg.get("logger") or {}).values()]
+    loggers = [instantiate_logger(name, c, out_dir) for name, c in (cfg.get("logger") or {}).items()]
     plugins: list[Any] = [AtomicCheckpointIO()]
     if "SLURM_JOB_ID" in os.environ:
         from pytorch_lightning.plugins.environments import SLURMEnvironment

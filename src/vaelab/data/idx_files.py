@@ -50,6 +50,10 @@ def raw_dir(root: str | Path, dataset: str) -> Path:
 def check_data_root(root: str | Path) -> Path:
     """``root`` resolved, or a :class:`UserError` saying how to point ``data.root`` at MNIST."""
     path = Path(root).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UserError(
+            f"data.root={path} is a file, not a folder: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ (FashionMNIST/raw/)"
+        )
     if not path.is_dir():
         raise UserError(
             f"data.root={path} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ (FashionMNIST/raw/) "

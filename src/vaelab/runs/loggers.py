@@ -1,0 +1,41 @@
+"""The run's loggers, instantiated from ``cfg.logger``: a W&B logger bound to its run dir, and a
+logger whose package is missing reported as one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from vaelab.errors import UserError
+from vaelab.runs import wandb_run
+
+
+def instantiate_logger(name: str, node: DictConfig, out_dir: Path) -> Any:
+    """Instantiate one logger; a W&B logger gets a usable mode and the run id kept in the run dir
+    (a resumed run continues its W&B run; a run started from another run's weights is a new one).
+    A logger whose package is not installed is one error line naming it."""
+    from hydra.errors import InstantiationException
+
+    extra: dict[str, Any] = {}
+    if str(node.get("_target_", "")).endswith("WandbLogger"):
+        # W&B stages checkpoint artifacts (logger.wandb.log_model) under its data dir, by default
+        # in the home folder: keep them with the run instead (docs/wandb.md)
+        os.environ.setdefault("WANDB_DATA_DIR", str(out_dir / "wandb"))
+        extra = {"mode": wandb_run.resolve_mode(str(node.mode)), "id": wandb_run.run_id(out_dir)}
+    try:
+        logger = hydra.utils.instantiate(node, **extra)
+        if not extra:  # TensorBoard imports its writer only when first used: use it now
+            _ = logger.experiment
+        return logger
+    except (InstantiationException, ImportError) as exc:
+        missing = next((e for e in (exc, exc.__cause__, exc.__context__) if isinstance(e, ImportError)), None)
+        text = str(missing or exc)
+        if missing is None and "No module named" not in text and "requires" not in text:
+            raise
+        raise UserError(
+            f"logger={name} cannot start: {text.strip().splitlines()[-1]}; install its package (pip install {name}) or choose logger=csv or logger=none"
+        ) from None
