@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import wandb_reader
-from conftest import TINY, run_cli
+from conftest import TINY, evaluate_in_process, run_cli, train_in_process
 from vaelab.vae.likelihood import bernoulli_log_likelihood, gaussian_log_prob, grid_log_likelihood, importance_weighted
 from vaelab.vae.loss import analytic_kl
 from vaelab.vae.model import VAE
@@ -76,16 +76,17 @@ def test_elbo_is_never_above_the_iw_bound(grid_model) -> None:
 
 @pytest.fixture(scope="module")
 def trained_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny statically binarised latent-dim-2 run (W&B offline), trained through the CLI."""
+    """A tiny statically binarised latent-dim-2 run (W&B offline), trained in process."""
     run_dir = tmp_path_factory.mktemp("eval_run") / "run"
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", "data.binarize=static", *TINY)
+    proc = train_in_process(f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", "data.binarize=static", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
 
 
-def test_cli_writes_eval_json_matching_training_metrics(trained_run: Path, tiny_root: Path) -> None:
+def test_evaluate_writes_eval_json_matching_training_metrics(trained_run: Path, tiny_root: Path) -> None:
+    """The evaluate task in process: eval.json, the result line, the progress bar, the W&B run."""
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    proc = run_cli("vaelab.evaluate", f"ckpt_path={metrics['best_ckpt']}", f"data.root={tiny_root}", "k=64", "chunk=16", "batch_size=50")
+    proc = evaluate_in_process(f"ckpt_path={metrics['best_ckpt']}", f"data.root={tiny_root}", "k=64", "chunk=16", "batch_size=50")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((trained_run / "eval.json").read_text())
     assert result["n_images"] == 200 and result["k"] == 64 and result["split"] == "test"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import wandb_reader
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, run_cli, train_in_process
 from vaelab.training.runtime import usable_cores
 
 SWEEP = ["model.latent_dim=1,2", "logger=wandb", "callbacks.images.every_n_epochs=0"]
@@ -51,10 +51,10 @@ def test_joblib_sweep_runs_jobs_in_parallel_processes(tiny_root: Path, tmp_path:
     proc = run_cli("vaelab.train", "-m", "hydra/launcher=joblib", f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", *TINY, *SWEEP)
     # 2 jobs at once: each gets half the cores (1 thread each on this 2-core machine)
     metrics = check_sweep(sweep, proc, threads=max(1, usable_cores() // 2))
-    # a job's numbers do not depend on the launcher: the same run alone, sequentially, agrees
+    # a job's numbers do not depend on the launcher: the same run alone, in this process, agrees
     alone = tmp_path / "alone"
     threads = f"threads={max(1, usable_cores() // 2)}"
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", f"hydra.run.dir={alone}", *TINY, "model.latent_dim=2", "logger=none", threads)
+    proc = train_in_process(f"data.root={tiny_root}", f"hydra.run.dir={alone}", *TINY, "model.latent_dim=2", "logger=none", threads)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((alone / "metrics.json").read_text())["history"] == metrics[2]["history"]
 

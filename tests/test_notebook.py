@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, train_in_process
 
 NOTEBOOK = REPO / "notebooks" / "latent_space.ipynb"
 
@@ -17,7 +17,7 @@ NOTEBOOK = REPO / "notebooks" / "latent_space.ipynb"
 def test_notebook_executes(tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     latent_dim = 2  # (the latent-line branch draws with the same code, tested in test_report.py)
     run_dir = tmp_path / "run"
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", "logger=none", f"model.latent_dim={latent_dim}", *TINY)
+    proc = train_in_process(f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", "logger=none", f"model.latent_dim={latent_dim}", *TINY)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     nb = nbformat.read(NOTEBOOK, as_version=4)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import train_in_process
 
 ROOT = os.environ.get("VAELAB_DATA_ROOT")
 RAW = Path(ROOT or "/nonexistent") / "MNIST" / "raw"
@@ -17,8 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_val_loss_falls_on_real_mnist(tmp_path):
-    proc = run_cli(
-        "vaelab.train",
+    proc = train_in_process(
         "trainer.accelerator=cpu",
         "trainer.max_epochs=3",
         "+trainer.limit_train_batches=60",

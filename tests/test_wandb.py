@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 import wandb_reader
-from conftest import TINY, run_cli
+from conftest import TINY, evaluate_in_process, train_in_process
 
 # lr 0.05, seed 0 on tiny data: the best val/loss is at epoch 2 of 3 (see test_train.py), so "the
 # best epoch" and "the last epoch" differ
@@ -37,8 +37,7 @@ PANELS = ("reconstructions", "samples", "latent_grid")
 def run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A 3-epoch run with image panels every epoch and the best checkpoint uploaded as an artifact."""
     out = tmp_path_factory.mktemp("wandb") / "run"
-    proc = run_cli(
-        "vaelab.train",
+    proc = train_in_process(
         f"data.root={tiny_root}",
         f"hydra.run.dir={out}",
         *ARGS,
@@ -126,7 +125,7 @@ def test_epochs_count_from_one_in_names_and_lines(run):
     # Lightning stores its own 0-based epoch inside the file: the name is that plus one
     assert torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"] == best - 1
     assert sorted(p.name for p in (run["dir"] / "images").glob("latent_grid_*.png")) == [f"latent_grid_epoch00{e}.png" for e in (1, 2, 3)]
-    assert "epoch 1/3" in run["stdout"] and "epoch 3/3" in run["stdout"] and "epoch 0/" not in run["stdout"]
+    assert "epoch 1 (cap 3)" in run["stdout"] and "epoch 3 (cap 3)" in run["stdout"] and "epoch 0 (" not in run["stdout"]
     assert f"at epoch {best}" in run["stdout"]
 
 
@@ -155,7 +154,7 @@ def test_best_checkpoint_is_the_one_artifact(run, tiny_root):
     assert content["path"] == "model.ckpt" and int(content["size"]) == best.stat().st_size
     assert json.loads(art["metadata"])["original_filename"] == best.name
     # the evaluation of that checkpoint names the artifact it read (offline: no use_artifact edge)
-    proc = run_cli("vaelab.evaluate", f"ckpt_path={best}", f"data.root={tiny_root}", "k=4", "batch_size=100", f"out={run['dir']}/eval_art.json")
+    proc = evaluate_in_process(f"ckpt_path={best}", f"data.root={tiny_root}", "k=4", "batch_size=100", f"out={run['dir']}/eval_art.json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     evals = [
         wandb_reader.run_file(d)
@@ -171,7 +170,7 @@ def test_a_png_that_cannot_be_written_is_a_warning(tiny_root, tmp_path):
     out = tmp_path / "run"
     (out / "images").mkdir(parents=True)
     os.symlink("/dev/full", out / "images" / "samples_epoch001.png")
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", f"hydra.run.dir={out}", *TINY, "logger=none", "callbacks.images.every_n_epochs=1")
+    proc = train_in_process(f"data.root={tiny_root}", f"hydra.run.dir={out}", *TINY, "logger=none", "callbacks.images.every_n_epochs=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     warnings = [ln for ln in proc.stderr.splitlines() if "image panels" in ln]
     assert len(warnings) == 1 and warnings[0].startswith("warning: image panels of epoch 1 not saved"), proc.stderr[-3000:]
