@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.config import resolvers
@@ -41,7 +42,7 @@ from vaelab.runs.layout import (
 )
 from vaelab.runs.loggers import instantiate_logger
 from vaelab.runs.reading import init_weights
-from vaelab.runs.sweep import describe_job
+from vaelab.runs.sweep import describe_job, record_refusal
 from vaelab.runs.wandb_run import finish, update_summary
 from vaelab.training.fitting import fit_or_interrupt, summarize
 
@@ -201,6 +202,7 @@ def train_task(cfg: DictConfig) -> float | None:
         if not is_multirun():
             exit_with(invalid or err)
         print(f"error: {invalid or err}", file=sys.stderr, flush=True)
+        record_refusal(str(HydraConfig.get().job.num), str(invalid or err))
         return None
     try:
         if taken.action != "keep" and process_rank() == 0:
@@ -265,9 +267,9 @@ def _stop_sweep(cfg: DictConfig) -> None:
     ``resume=true`` to continue); the summary of the jobs so far is printed first."""
     from hydra.core.hydra_config import HydraConfig
 
-    from vaelab.runs.sweep import print_summary
+    from vaelab.runs.sweep import summarize_sweep
 
-    print_summary(Path(str(HydraConfig.get().sweep.dir)))
+    summarize_sweep(Path(str(HydraConfig.get().sweep.dir)))
 
 
 def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | None = None) -> None:

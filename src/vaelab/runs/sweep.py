@@ -1,12 +1,17 @@
 """A Hydra callback that ends every multirun with a summary of its jobs.
 
-It lists, per job, its status and where its metrics, best checkpoint and W&B run went; when a job
-failed it says which and why, and makes the sweep exit non-zero.
+It lists, per job, its status and where its metrics, best checkpoint and W&B run went, the jobs
+refused or never started too, and the counts; unless every job completed it says which did not
+and makes the sweep exit non-zero.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +27,91 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
 
 
+# the folder where refused jobs of the running multirun leave their error line (SweepSummary makes it)
+REFUSALS_ENV = "VAELAB_SWEEP_REFUSALS"
+
+
 class SweepSummary(Callback):
-    """Print the job table after a multirun; exit 1 if any job failed."""
+    """Print the job table after a multirun; exit 1 unless every job of it completed.
+
+    Refused jobs (their run dir holds another run, or is locked) write nothing into their run dir,
+    so they tell this callback through a temporary folder of its own (:func:`record_refusal`),
+    named by ``VAELAB_SWEEP_REFUSALS`` in the environment the launcher's workers inherit."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ[REFUSALS_ENV] = tempfile.mkdtemp(prefix="vaelab-refused-")
+        # Hydra rewrites multirun.yaml before any job can refuse: kept to restore if every job does
+        record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        self._record = record.read_bytes() if record.is_file() else None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if print_summary(Path(str(config.hydra.sweep.dir))):
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        folder = os.environ.get(REFUSALS_ENV, "")
+        bad = summarize_sweep(sweep_dir, config)
+        refused = len(list(Path(folder).iterdir())) if Path(folder).is_dir() else 0
+        if refused and refused == expected_jobs(config) and getattr(self, "_record", None) is not None:
+            (sweep_dir / "multirun.yaml").write_bytes(self._record)  # nothing ran: the sweep's record stays its own
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(REFUSALS_ENV, None)
+        if bad:
             sys.exit(1)
 
 
-def print_summary(sweep_dir: Path) -> list[Path]:
-    """Print one block per job of ``sweep_dir`` (status, numbers, where its files are); returns
-    the jobs that did not complete, after an ``error:`` line naming them."""
-    jobs = job_dirs(sweep_dir)
-    failed = []
-    print(f"\nsweep {sweep_dir}: {len(jobs)} job(s)", flush=True)
-    for job in jobs:
-        state = read_json(job / STATUS).get("status", "unknown")
+def summarize_sweep(sweep_dir: Path, config: DictConfig | None = None) -> list[str]:
+    """:func:`print_summary` with this multirun's refusals and its expected job count (from
+    ``config``, else the sweep dir's multirun.yaml): also what an interrupted job prints before the
+    sweep stops."""
+    folder = os.environ.get(REFUSALS_ENV)
+    refused = {p.name: p.read_text().strip() for p in Path(folder).iterdir()} if folder and Path(folder).is_dir() else {}
+    if config is None and (sweep_dir / "multirun.yaml").is_file():
+        config = OmegaConf.load(sweep_dir / "multirun.yaml")
+    return print_summary(sweep_dir, refused, expected_jobs(config) if config is not None else None)
+
+
+def record_refusal(job: str, message: str) -> None:
+    """Tell the running multirun's summary that job ``job`` was refused (a no-op outside one)."""
+    folder = os.environ.get(REFUSALS_ENV)
+    if folder and Path(folder).is_dir():
+        (Path(folder) / str(job)).write_text(message + "\n")
+
+
+def expected_jobs(config: DictConfig) -> int | None:
+    """How many jobs the multirun's command line asked for (Hydra's basic sweeper: the product of
+    the sweeps' value counts); None for other sweepers (Optuna decides as it goes)."""
+    from vaelab.config.validate import override_choices
+
+    if not str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).endswith("BasicSweeper"):
+        return None
+    task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    return math.prod(len(c) for c in override_choices([str(t) for t in task]))
+
+
+def print_summary(sweep_dir: Path, refused: dict[str, str] | None = None, expected: int | None = None) -> list[str]:
+    """Print one block per job of ``sweep_dir`` (status, numbers, where its files are), refused and
+    never-started jobs included, then the counts; returns the jobs that did not complete, after an
+    ``error:`` line naming them."""
+    refused = refused or {}
+    jobs = {p.name: p for p in job_dirs(sweep_dir)}
+    names = sorted({*jobs, *refused, *(str(i) for i in range(expected or 0))}, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
+    counts: dict[str, int] = {}
+    bad = []
+    print(f"\nsweep {sweep_dir}: {len(names)} job(s)", flush=True)
+    for name in names:
+        if name in refused:
+            state, line = "refused", f"  {name}: REFUSED {refused[name]}"
+        elif name not in jobs:
+            state, line = "not started", f"  {name}: NOT STARTED (re-run the sweep with resume=true to run it)"
+        else:
+            state = read_json(jobs[name] / STATUS).get("status", "unknown")
+            line = describe_job(jobs[name], prefix=f"  {name}: ")
+        counts[state] = counts.get(state, 0) + 1
         if state != COMPLETED:
-            failed.append(job)
-        print(describe_job(job, prefix=f"  {job.name}: "), flush=True)
-    if failed:
-        what = "failed" if {read_json(j / STATUS).get("status") for j in failed} <= {"failed"} else "did not complete"
-        print(
-            f"error: {len(failed)} of {len(jobs)} job(s) {what}: {', '.join(j.name for j in failed)} (see their status.json)",
-            file=sys.stderr,
-            flush=True,
-        )
-    return failed
+            bad.append(name)
+        print(line, flush=True)
+    print("  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda kv: kv[0] != COMPLETED)), flush=True)
+    if bad:
+        print(f"error: {len(bad)} of {len(names)} job(s) did not complete: {', '.join(bad)} (see their status.json)", file=sys.stderr, flush=True)
+    return bad
 
 
 def describe_job(job: Path, prefix: str = "") -> str:
