@@ -146,26 +146,17 @@ class Ran:
     value: Any = None
 
 
-def call_task(
-    config_name: str, task: Callable[[DictConfig], Any], *overrides: str, run_dir: Path | None = None, env: dict[str, str] | None = None
-) -> Ran:
-    """Compose ``config_name`` with ``overrides``, call ``task(cfg)`` in this process and return what it
-    printed and returned. ``env`` is set for the call only; torch's thread count, the working directory
-    and Hydra's state are restored afterwards. Any exception other than ``SystemExit`` propagates, so
-    an unexpected error fails the test with its traceback."""
+@contextlib.contextmanager
+def _isolated(env: dict[str, str] | None) -> Iterator[None]:
+    """``env`` (and W&B offline, quiet) set for the call only; torch's thread count and the working
+    directory restored afterwards."""
     import torch
 
     threads, cwd = torch.get_num_threads(), os.getcwd()
     saved = {k: os.environ.get(k) for k in {"WANDB_MODE", "WANDB_SILENT", *(env or {})}}
     os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})})
-    out, err = io.StringIO(), io.StringIO()
-    code, value = 0, None
     try:
-        with composed(config_name, overrides, run_dir) as cfg, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                value = task(cfg)
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 1
+        yield
     finally:
         torch.set_num_threads(threads)
         os.chdir(cwd)
@@ -174,7 +165,29 @@ def call_task(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _call(fn: Callable[[], Any]) -> Ran:
+    """``fn()`` with stdout and stderr captured; a ``SystemExit`` becomes the exit code."""
+    out, err = io.StringIO(), io.StringIO()
+    code, value = 0, None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            value = fn()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
     return Ran(code, out.getvalue(), err.getvalue(), value)
+
+
+def call_task(
+    config_name: str, task: Callable[[DictConfig], Any], *overrides: str, run_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Ran:
+    """Compose ``config_name`` with ``overrides``, call ``task(cfg)`` in this process and return what it
+    printed and returned. ``env`` is set for the call only; torch's thread count, the working directory
+    and Hydra's state are restored afterwards. Any exception other than ``SystemExit`` propagates, so
+    an unexpected error fails the test with its traceback."""
+    with _isolated(env), composed(config_name, overrides, run_dir) as cfg:
+        return _call(lambda: task(cfg))
 
 
 def train_in_process(*overrides: str, run_dir: Path | None = None, env: dict[str, str] | None = None) -> Ran:
@@ -192,6 +205,14 @@ def evaluate_in_process(*overrides: str, env: dict[str, str] | None = None) -> R
     from vaelab.evaluate import run
 
     return call_task("evaluate", run, *overrides, env=env)
+
+
+def report_in_process(*argv: str, env: dict[str, str] | None = None) -> Ran:
+    """``python -m vaelab.report argv`` in this process (its ``main(argv)``)."""
+    from vaelab.report.__main__ import main
+
+    with _isolated(env):
+        return _call(lambda: main(list(argv)))
 
 
 # -------------------------------------------------------------------------------- real processes

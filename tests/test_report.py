@@ -1,4 +1,5 @@
-"""vaelab.report on fake sweeps with the real file layout: numbers, missing jobs, figures, W&B."""
+"""vaelab.report on fake sweeps with the real file layout: numbers, missing jobs, figures, W&B (the
+report's ``main`` called in process; its error line and exit code through the real CLI)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import wandb_reader
-from conftest import run_cli
+from conftest import report_in_process, run_cli
 
 # (kl, latent_dim, seed) -> min val loss; the paper sweep has job 4 (d=2, seed 1) failed and the
 # analytic sweep's job 5 never started (its multirun.yaml asks for it, no folder exists)
@@ -95,7 +96,7 @@ def fake_sweeps(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> li
 @pytest.fixture(scope="module")
 def report(fake_sweeps: list[Path], tiny_root: Path) -> tuple[Path, object]:
     out = fake_sweeps[0].parent / "results"
-    proc = run_cli("vaelab.report", *map(str, fake_sweeps), "--out", str(out), "--data-root", str(tiny_root))
+    proc = report_in_process(*map(str, fake_sweeps), "--out", str(out), "--data-root", str(tiny_root))
     return out, proc
 
 
@@ -223,7 +224,7 @@ def test_rows_of_another_network_sit_beside_the_mlp_rows(fake_sweeps: list[Path]
         metrics = json.loads((conv / str(num) / "metrics.json").read_text())
         (conv / str(num) / "metrics.json").write_text(json.dumps({**metrics, "arch": "conv", "val_loss_min": metrics["val_loss_min"] - 20}))
     out = tmp_path / "results"
-    proc = run_cli("vaelab.report", str(fake_sweeps[0]), str(conv), "--out", str(out), "--data-root", str(tiny_root), "--wandb-mode", "disabled")
+    proc = report_in_process(str(fake_sweeps[0]), str(conv), "--out", str(out), "--data-root", str(tiny_root), "--wandb-mode", "disabled")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [(r["model"], r["kl"], r["latent_dim"], r["n_seeds"]) for r in _rows(out / "val_loss.csv")]
     assert rows == [("mlp", "paper", "1", "3"), ("mlp", "paper", "2", "2"), ("conv", "paper", "1", "1"), ("conv", "paper", "2", "1")]
