@@ -1,8 +1,9 @@
 """A model added outside the package: one class and one YAML, no file of vaelab edited.
 
 The class sits in a module on a temp path, its YAML in a folder added to Hydra's search path, as
-docs/architecture.md ("Recipes") tells a user to do.
-"""
+docs/architecture.md ("Recipes") tells a user to do. Training and evaluation are called in process
+(the module's folder put on ``sys.path``, as ``PYTHONPATH`` would); the error line of a wrong
+``model.net`` comes from the real command line."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import REPO, TINY
+from conftest import REPO, TINY, evaluate_in_process, train_in_process
 
 # a network the package does not ship: the report's MLP with tanh between its layers
 MODULE = """
@@ -52,16 +54,18 @@ net: my_vae.TanhVAE
 
 
 @pytest.fixture()
-def outside(tmp_path: Path) -> Path:
-    """A folder holding my_vae.py and conf/model/my_vae.yaml, outside the package."""
+def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder holding my_vae.py and conf/model/my_vae.yaml, outside the package, on ``sys.path``
+    for this test (my_vae is forgotten again afterwards)."""
     (tmp_path / "my_vae.py").write_text(textwrap.dedent(MODULE))
     (tmp_path / "conf" / "model").mkdir(parents=True)
     (tmp_path / "conf" / "model" / "my_vae.yaml").write_text(YAML)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_vae", raising=False)
     return tmp_path
 
 
-def _train(outside: Path, tiny_root: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(outside), "WANDB_MODE": "disabled"}
+def _train(outside: Path, tiny_root: Path, run_dir: Path, *extra: str):
     args = [
         "model=my_vae",
         f"hydra.searchpath=[file://{outside / 'conf'}]",
@@ -70,7 +74,7 @@ def _train(outside: Path, tiny_root: Path, run_dir: Path, *extra: str) -> subpro
         "logger=none",
         f"hydra.run.dir={run_dir}",
     ]
-    return subprocess.run([sys.executable, "-m", "vaelab.train", *args, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return train_in_process(*args, *extra, env={"WANDB_MODE": "disabled"})
 
 
 def test_a_model_outside_the_package_trains_with_fast_dev_run(outside: Path, tiny_root: Path, tmp_path: Path) -> None:
@@ -89,21 +93,15 @@ def test_its_checkpoint_loads_and_evaluates_without_the_config(outside: Path, ti
     proc = _train(outside, tiny_root, run, "trainer.max_epochs=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = json.loads((run / "metrics.json").read_text())["best_ckpt"]
-    # no config, no Hydra: the checkpoint names its network
-    probe = (
-        f"from vaelab.runs.reading import load_module; m = load_module({ckpt!r}); "
-        "print(type(m.vae).__module__, type(m.vae).__name__, sum(isinstance(x, __import__('torch').nn.Tanh) for x in m.vae.modules()))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(outside)}, capture_output=True, text=True, timeout=120
-    )
-    assert loaded.returncode == 0, loaded.stderr[-2000:]
-    assert loaded.stdout.split() == ["my_vae", "TanhVAE", "2"]  # tanh after the encoder's and the decoder's hidden layer
+    # no config, no Hydra: the checkpoint names its network (my_vae forgotten: loading imports it again)
+    from vaelab.runs.reading import load_module
+
+    del sys.modules["my_vae"]
+    m = load_module(ckpt)
+    assert (type(m.vae).__module__, type(m.vae).__name__) == ("my_vae", "TanhVAE")
+    assert sum(isinstance(x, torch.nn.Tanh) for x in m.vae.modules()) == 2  # tanh after the encoder's and the decoder's hidden layer
     out = tmp_path / "eval.json"
-    evaluated = subprocess.run(
-        [sys.executable, "-m", "vaelab.evaluate", f"ckpt_path={ckpt}", "k=2", f"out={out}", f"data.root={tiny_root}"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(outside), "WANDB_MODE": "disabled"}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    evaluated = evaluate_in_process(f"ckpt_path={ckpt}", "k=2", f"out={out}", f"data.root={tiny_root}", env={"WANDB_MODE": "disabled"})
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["test_iw_nll"] > 0 and result["k"] == 2
