@@ -30,9 +30,9 @@ def _one_error_line(proc) -> str:
 
 @pytest.fixture()
 def done_run(tiny_root: Path, tmp_path: Path) -> Path:
-    """A completed 1-epoch run written through the command line (so Hydra's record is in it)."""
+    """A completed 1-epoch run, trained in process (the task writes Hydra's record into .hydra/)."""
     run = tmp_path / "run"
-    proc = run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "trainer.max_epochs=1", "logger=none", f"hydra.run.dir={run}")
+    proc = train_in_process(f"data.root={tiny_root}", *TINY, "trainer.max_epochs=1", "logger=none", f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / ".hydra" / "overrides.yaml").is_file()
     return run

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, TINY
+from conftest import REPO, TINY, train_in_process
 
 
 def _cli(module: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -22,7 +22,7 @@ def _cli(module: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProce
 def ckpt(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The best checkpoint of a 2-epoch run on tiny data (d = 2)."""
     run = tmp_path_factory.mktemp("sample_run")
-    proc = _cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={run}")
+    proc = train_in_process(f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     return best
