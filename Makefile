@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format reproduce reproduce-literature benchmark clean-venv
+.PHONY: notebook run test test-fast lint format reproduce reproduce-literature benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ format: $(STAMP)
 ## benchmark: real training path vs a plain PyTorch loop and the torchvision DataLoader path (bench/README.md)
 benchmark: $(STAMP)
 	$(PY) bench/benchmark.py
+
+## notebook: execute notebooks/latent_space.ipynb on the run dir RUN=<dir> and render it, outputs included, into docs/notebook/
+notebook: $(STAMP)
+	@test -n "$(RUN)" || { echo "error: give the run dir: make notebook RUN=<run dir>" >&2; exit 2; }
+	VAELAB_RUN_DIR=$(RUN) MPLBACKEND=module://matplotlib_inline.backend_inline $(PY) -m jupyter nbconvert --to markdown --execute notebooks/latent_space.ipynb --output-dir docs/notebook
 
 clean-venv:
 	rm -rf $(VENV)
