@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vaelab.training.module import DEFAULT_NET, VAEModule
+from vaelab.training.module import VAEModule
 
 # (images [b, 784], noise [b, d], step number as a 0-d tensor) -> the batch's mean loss
 StepLoss = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -32,28 +32,13 @@ class FastVAEModule(VAEModule):
             graph; the Adam state then lives on the device (``capturable``). Ignored on the CPU and
             under DDP (the graph would bypass DDP's gradient all-reduce). Not a hyper-parameter of
             the model: a checkpoint loads as a plain :class:`VAEModule`.
-        the rest: as :class:`~vaelab.training.module.VAEModule`.
+        model: the model's arguments, as :class:`~vaelab.training.module.VAEModule` takes them.
     """
 
     takes_batch_lists = True
 
-    def __init__(
-        self,
-        net: str = DEFAULT_NET,
-        latent_dim: int = 2,
-        hidden: list[int] | tuple[int, ...] = (400,),
-        kl: str = "paper",
-        recon: str = "bce",
-        beta: float = 1.0,
-        lr: float = 1e-3,
-        fused: bool = True,
-        log_scale_max: float = 10.0,
-        seed: int = 0,
-        kl_warmup_epochs: int = 0,
-        cuda_graph: bool = True,
-    ) -> None:
-        super().__init__(net, latent_dim, hidden, kl, recon, beta, lr, fused, log_scale_max, seed, kl_warmup_epochs)
-        self.save_hyperparameters(ignore=["cuda_graph"], logger=False)
+    def __init__(self, cuda_graph: bool = True, **model: Any) -> None:
+        super().__init__(**model)
         self.cuda_graph = bool(cuda_graph)
         # one optimiser step per batch inside training_step, which Lightning's automatic loop cannot do
         self.automatic_optimization = False

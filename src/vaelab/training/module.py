@@ -75,8 +75,9 @@ class VAEModule(pl.LightningModule):
         kl_warmup_epochs: int = 0,
     ) -> None:
         super().__init__()
-        # logger=False: the run logs its whole resolved config once (model.* included), not these again
-        self.save_hyperparameters(logger=False)
+        # logger=False: the run logs its whole resolved config once (model.* included), not these again;
+        # cuda_graph is FastVAEModule's speed setting, not the model's: a checkpoint loads as this class
+        self.save_hyperparameters(logger=False, ignore=["cuda_graph"])
         self.vae = build_net(net, latent_dim, list(hidden), log_scale_max)
         self.val_means = _means(TERMS)
         self.test_means = _means(TERMS)
