@@ -148,12 +148,13 @@ class Ran:
 
 @contextlib.contextmanager
 def _isolated(env: dict[str, str] | None) -> Iterator[None]:
-    """``env`` (and W&B offline, quiet) set for the call only; torch's thread count and the working
-    directory restored afterwards."""
+    """``env`` (and W&B offline, quiet) set for the call only; torch's thread count, the working
+    directory and the environment restored afterwards (WANDB_SERVICE too, which a W&B run started
+    here sets: the commands a test starts later must not log through this process's W&B service)."""
     import torch
 
     threads, cwd = torch.get_num_threads(), os.getcwd()
-    saved = {k: os.environ.get(k) for k in {"WANDB_MODE", "WANDB_SILENT", *(env or {})}}
+    saved = {k: os.environ.get(k) for k in {"WANDB_MODE", "WANDB_SILENT", "WANDB_SERVICE", *(env or {})}}
     os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})})
     try:
         yield
@@ -216,8 +217,15 @@ def report_in_process(*argv: str, env: dict[str, str] | None = None) -> Ran:
 
 
 # -------------------------------------------------------------------------------- real processes
+def _own_environ() -> dict[str, str]:
+    """This environment without WANDB_SERVICE: a W&B run made in this process starts a W&B service
+    and names it there; a child that inherited it would log through this process's service (one
+    service for the test and the command it runs, e.g. a killed run's id still in use there)."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+
+
 def _env(env: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    return {**_own_environ(), "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
 
 
 def run_cli(module: str, *args: str, env: dict[str, str] | None = None, timeout: float = 240, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -230,7 +238,7 @@ def run_script(script: Path, *args: str, env: dict[str, str] | None = None, time
     """Run ``python <script> args...`` from the repo root like a user would; returns the finished process.
     ``env`` is the whole environment (default: this one)."""
     command = [sys.executable, str(script), *args]
-    return subprocess.run(command, cwd=REPO, env=dict(os.environ if env is None else env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=REPO, env=_own_environ() if env is None else dict(env), capture_output=True, text=True, timeout=timeout)
 
 
 def spawn_until(args: list[str], path: Path, timeout: float = 180, **popen: Any) -> subprocess.Popen:

@@ -18,7 +18,7 @@ def _datamodule(root: Path, binarize: str, seed: int = 0) -> MNISTDataModule:
 
 def _epoch_images(loader, epoch: int, n: int) -> torch.Tensor:
     """All images one epoch of ``loader`` yields, put back in split order (``[n, 784]``)."""
-    loader.sampler.set_epoch(epoch)
+    loader.epoch = lambda: epoch  # what the data module asks: the trainer's current epoch
     out = torch.full((n, 784), -1.0)
     for x, idx in loader:
         out[idx] = x

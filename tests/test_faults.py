@@ -158,7 +158,7 @@ def test_multirun_with_a_failing_job(tiny_root, tmp_path):
     sweep = tmp_path / "sw"
     proc = run_cli("vaelab.train", "-m", "model.latent_dim=1,0", f"data.root={tiny_root}", *TINY, f"hydra.sweep.dir={sweep}")
     assert proc.returncode != 0
-    assert "error: 1 of 2 job(s) failed: 1" in proc.stderr
+    assert "error: 1 of 2 job(s) did not complete: 1 (see their status.json)" in proc.stderr
     assert json.loads((sweep / "0" / "metrics.json").read_text())["latent_dim"] == 1  # the other job ran
     failed = json.loads((sweep / "1" / "status.json").read_text())
     assert failed["status"] == "failed" and "model.latent_dim=0" in failed["error"]

@@ -80,7 +80,7 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_numbers(tiny_root: Pa
     child.send_signal(signal.SIGTERM)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 143, err[-2000:]
-    assert "did not complete: 1" in err and f"sweep {cut}: 2 job(s)" in out  # the summary, then a non-zero exit
+    assert "error: 2 of 3 job(s) did not complete: 1, 2" in err and f"sweep {cut}: 2 job(s)" in out  # the summary, then a non-zero exit
     assert not (cut / "2").exists()  # the sweep stopped: job 2 never started
     kept = (cut / "0" / "metrics.json").read_text()
 
