@@ -80,7 +80,8 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_numbers(tiny_root: Pa
     child.send_signal(signal.SIGTERM)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 143, err[-2000:]
-    assert "error: 2 of 3 job(s) did not complete: 1, 2" in err and f"sweep {cut}: 2 job(s)" in out  # the summary, then a non-zero exit
+    assert "error: 2 of 3 job(s) did not complete: 1, 2 (see their status.json)" in err  # the summary, then a non-zero exit
+    assert f"sweep {cut}: 3 job(s)" in out and "2: NOT STARTED" in out and "1 completed, 1 interrupted, 1 not started" in out
     assert not (cut / "2").exists()  # the sweep stopped: job 2 never started
     kept = (cut / "0" / "metrics.json").read_text()
 
