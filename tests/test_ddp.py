@@ -57,6 +57,7 @@ def test_ddp_cli_trains_with_two_processes_in_one_run_dir(ddp_run: Path) -> None
     assert json.loads((ddp_run / "run_info.json").read_text())["config"]["trainer"]["devices"] == 2
 
 
+@pytest.mark.slow
 def test_validating_a_checkpoint_on_two_ranks_matches_one(ddp_run: Path, tiny_root: Path, tmp_path: Path) -> None:
     ckpt = json.loads((ddp_run / "metrics.json").read_text())["best_ckpt"]
     (one,) = worker("validate", ckpt, tiny_root, 1, tmp_path / "one")

@@ -46,6 +46,7 @@ def check_sweep(sweep: Path, proc: subprocess.CompletedProcess, threads: int) ->
     return metrics
 
 
+@pytest.mark.slow
 def test_joblib_sweep_runs_jobs_in_parallel_processes(tiny_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "joblib_sweep"
     proc = run_cli("vaelab.train", "-m", "hydra/launcher=joblib", f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}", *TINY, *SWEEP)
@@ -59,6 +60,7 @@ def test_joblib_sweep_runs_jobs_in_parallel_processes(tiny_root: Path, tmp_path:
     assert json.loads((alone / "metrics.json").read_text())["history"] == metrics[2]["history"]
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep(tiny_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "submitit_sweep"
     proc = run_cli(

@@ -42,6 +42,7 @@ def test_run_info_records_provenance(tiny_root, tmp_path):
 EARLY = ["model.lr=0.05", "callbacks.early_stopping.patience=2", "trainer.max_epochs=40", "callbacks.images.every_n_epochs=0", "seed=3"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
     epochs = 40
     args = [f"data.root={tiny_root}", *TINY, *EARLY]
@@ -131,6 +132,7 @@ def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_pa
     assert result(late) == result(whole)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
     # what SLURM sends at a time limit or on preemption: non-zero exit, status "interrupted",
     # last.ckpt intact, and resume=true reaches the numbers of an uninterrupted run

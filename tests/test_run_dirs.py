@@ -10,6 +10,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY, run_cli, spawn_until, train_in_process
 from conftest import run_result as result
 
@@ -66,6 +68,7 @@ def test_resume_refuses_other_settings(tiny_root: Path, tmp_path: Path) -> None:
     assert (tmp_path / "metrics.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_to_the_uninterrupted_numbers(tiny_root: Path, tmp_path: Path) -> None:
     sweep = ["-m", f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=6", "seed=1,2,3"]
     whole = tmp_path / "whole"
