@@ -188,7 +188,8 @@ def test_figures_are_valid_pngs(report) -> None:
 
 
 def test_wandb_report_run(report, fake_sweeps: list[Path]) -> None:
-    runs = [wandb_reader.run_file(p) for p in (fake_sweeps[0].parent / "report" / "wandb").glob("offline-run-*")]
+    out, _ = report  # the report's W&B run goes with its files, into --out
+    runs = [wandb_reader.run_file(p) for p in (out / "wandb").glob("offline-run-*")]
     assert len(runs) == 1
     record = wandb_reader.run_record(runs[0])
     assert record.run_group == "reproduce_fake" and record.job_type == "report"
@@ -215,21 +216,21 @@ def test_checkpoint_helper_roundtrip(tmp_path: Path) -> None:
 
 
 def test_rows_of_another_network_sit_beside_the_mlp_rows(fake_sweeps: list[Path], tiny_root: Path, tmp_path: Path) -> None:
-    # a reproduction run with model=vae_conv (its metrics.json says arch conv), reported with the MLP's paper sweep
+    # a reproduction run with model=vae_conv (its metrics.json names the ConvVAE class), reported with the MLP's paper sweep
     conv = tmp_path / "conv" / "paper"
     conv.mkdir(parents=True)
     ckpts = {d: _checkpoint(tmp_path / f"ckpt_d{d}.ckpt", d) for d in (1, 2)}
     for num, dim in enumerate((1, 2)):
         _job(conv, num, "paper", dim, 0, tiny_root, ckpts)
         metrics = json.loads((conv / str(num) / "metrics.json").read_text())
-        (conv / str(num) / "metrics.json").write_text(json.dumps({**metrics, "arch": "conv", "val_loss_min": metrics["val_loss_min"] - 20}))
+        (conv / str(num) / "metrics.json").write_text(json.dumps({**metrics, "net": "vaelab.vae.conv.ConvVAE", "val_loss_min": metrics["val_loss_min"] - 20}))
     out = tmp_path / "results"
     proc = report_in_process(str(fake_sweeps[0]), str(conv), "--out", str(out), "--data-root", str(tiny_root), "--wandb-mode", "disabled")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [(r["model"], r["kl"], r["latent_dim"], r["n_seeds"]) for r in _rows(out / "val_loss.csv")]
-    assert rows == [("mlp", "paper", "1", "3"), ("mlp", "paper", "2", "2"), ("conv", "paper", "1", "1"), ("conv", "paper", "2", "1")]
+    assert rows == [("VAE", "paper", "1", "3"), ("VAE", "paper", "2", "2"), ("ConvVAE", "paper", "1", "1"), ("ConvVAE", "paper", "2", "1")]
     table = (out / "val_loss.md").read_text()
-    assert "| model | kl form | latent dim |" in table and "| conv | paper | 1 | 140.50 |" in table
+    assert "| model | kl form | latent dim |" in table and "| ConvVAE | paper | 1 | 140.50 |" in table
     # the headline stays the report's MLP, and says so now that another network is in the table
-    assert "(paper penalty, mlp network on mnist, nats per image" in table
-    assert {"latent_line_d1_conv_paper.png", "latent_plane_d2_conv_paper.png", "latent_plane_d2_paper.png"} <= {p.name for p in out.glob("*.png")}
+    assert "(paper penalty, VAE network on mnist, nats per image" in table
+    assert {"latent_line_d1_ConvVAE_paper.png", "latent_plane_d2_ConvVAE_paper.png", "latent_plane_d2_paper.png"} <= {p.name for p in out.glob("*.png")}

@@ -112,15 +112,18 @@ def check_output_dir(path: str | Path, key: str, folder: bool = False) -> None:
 
 def override_choices(overrides: Sequence[str]) -> list[list[str]]:
     """Each command-line override as the list of its ``key=value`` alternatives: the values of a
-    sweep override (``a=1,2`` -> ``[a=1, a=2]``), or the override itself. Hydra's basic sweeper runs
-    the cartesian product of these lists, in this order. Raises Hydra's parse error."""
+    sweep override (``a=1,2`` -> ``[a=1, a=2]``), or the override itself. A key given twice keeps
+    its first place and its last value, as Hydra's basic sweeper does; the sweeper runs the
+    cartesian product of these lists, in this order. Raises Hydra's parse error."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [
-        [f"{ov.get_key_element()}={v}" for v in ov.sweep_string_iterator()] if ov.is_sweep_override() else [text]
-        for text, ov in zip(overrides, parsed)
-    ]
+    by_key: dict[str, list[str]] = {}
+    for text, ov in zip(overrides, parsed):
+        key = ov.get_key_element()
+        values = [f"{key}={v}" for v in ov.sweep_string_iterator()] if ov.is_sweep_override() else []
+        by_key[key] = values or [text]
+    return list(by_key.values())
 
 
 def check_overrides(args: Sequence[str], config_name: str) -> None:
@@ -142,7 +145,7 @@ def check_overrides(args: Sequence[str], config_name: str) -> None:
     except Exception as exc:
         _exit(f"cannot parse the command line: {_first_line(exc)}")
     # the first value of every sweep, then each other value of one sweep at a time
-    plain = [c[0] if c else o for c, o in zip(choices, overrides)]
+    plain = [c[0] for c in choices]
     candidates = [plain]
     for i, values in enumerate(choices):
         for v in values[1:]:

@@ -92,21 +92,21 @@ def _identity(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _job_config(job_dir: Path) -> dict[str, Any]:
-    """A job's config, flattened: the resolved one of run_info.json, else Hydra's saved record
-    (present even when the job failed before training), else nothing."""
+    """A job's config, flattened: Hydra's saved record (present even when the job failed before
+    training), overlaid with the resolved config of run_info.json where the job wrote one."""
     from omegaconf import OmegaConf
 
+    settings: dict[str, Any] = {}
+    path = job_dir / HYDRA_RECORD / "config.yaml"
+    if path.is_file():
+        try:
+            settings = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+        except Exception as exc:  # a YAML or I/O error of any kind: the job is still listed
+            warn(f"cannot read {path} ({type(exc).__name__}: {exc}); job {job_dir.name} is listed without its settings")
     recorded = read_json(job_dir / RUN_INFO).get("config")
     if isinstance(recorded, dict):
-        return flatten(recorded)
-    path = job_dir / HYDRA_RECORD / "config.yaml"
-    if not path.is_file():
-        return {}
-    try:
-        return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
-    except Exception as exc:  # a YAML or I/O error of any kind: the job is still listed, unnamed
-        warn(f"cannot read {path} ({type(exc).__name__}: {exc}); job {job_dir.name} is listed without its settings")
-        return {}
+        settings.update(flatten(recorded))
+    return settings
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -130,14 +130,20 @@ NOT_SETTINGS = (
 def row_settings(jobs: Sequence[Job]) -> list[str]:
     """The config keys whose values differ between ``jobs`` besides the seed and the table's own
     columns (network, data set, kl form, latent dim): each becomes a column, and jobs that differ
-    in any of them are never pooled into one row (an Optuna search's trials, a sweep over lr)."""
+    in any of them are never pooled into one row (an Optuna search's trials, a sweep over lr).
+
+    Read from the jobs that ran (their resolved run_info.json config; never-started jobs only have
+    a composed, unresolved one), over the keys all of them record."""
     own = set(IDENTITY.values())
-    keys = sorted({k for j in jobs for k in j.settings})
+    ran = [j for j in jobs if j.settings and j.status != "not started"] or [j for j in jobs if j.settings]
+    if not ran:
+        return []
+    keys = set.intersection(*(set(j.settings) for j in ran))
     varying = []
-    for key in keys:
+    for key in sorted(keys):
         if key in own or any(key == p or (p.endswith(".") and key.startswith(p)) for p in NOT_SETTINGS):
             continue
-        if len({repr(j.settings.get(key)) for j in jobs if j.settings}) > 1:
+        if len({repr(j.settings.get(key)) for j in ran}) > 1:
             varying.append(key)
     return varying
 

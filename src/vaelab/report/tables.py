@@ -77,9 +77,10 @@ def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     return rows
 
 
-def _setting(value: Any) -> Any:
-    """A setting as a table cell: lists and None as text, numbers as they are."""
-    return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+def _setting(value: Any) -> str:
+    """A setting as a table cell: text, so a column has one type (W&B tables insist) and a number
+    keeps the digits it was given."""
+    return str(value)
 
 
 def run_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
