@@ -223,7 +223,9 @@ def test_rows_of_another_network_sit_beside_the_mlp_rows(fake_sweeps: list[Path]
     for num, dim in enumerate((1, 2)):
         _job(conv, num, "paper", dim, 0, tiny_root, ckpts)
         metrics = json.loads((conv / str(num) / "metrics.json").read_text())
-        (conv / str(num) / "metrics.json").write_text(json.dumps({**metrics, "net": "vaelab.vae.conv.ConvVAE", "val_loss_min": metrics["val_loss_min"] - 20}))
+        (conv / str(num) / "metrics.json").write_text(
+            json.dumps({**metrics, "net": "vaelab.vae.conv.ConvVAE", "val_loss_min": metrics["val_loss_min"] - 20})
+        )
     out = tmp_path / "results"
     proc = report_in_process(str(fake_sweeps[0]), str(conv), "--out", str(out), "--data-root", str(tiny_root), "--wandb-mode", "disabled")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -233,4 +235,6 @@ def test_rows_of_another_network_sit_beside_the_mlp_rows(fake_sweeps: list[Path]
     assert "| model | kl form | latent dim |" in table and "| ConvVAE | paper | 1 | 140.50 |" in table
     # the headline stays the report's MLP, and says so now that another network is in the table
     assert "(paper penalty, VAE network on mnist, nats per image" in table
-    assert {"latent_line_d1_ConvVAE_paper.png", "latent_plane_d2_ConvVAE_paper.png", "latent_plane_d2_paper.png"} <= {p.name for p in out.glob("*.png")}
+    assert {"latent_line_d1_ConvVAE_paper.png", "latent_plane_d2_ConvVAE_paper.png", "latent_plane_d2_paper.png"} <= {
+        p.name for p in out.glob("*.png")
+    }
