@@ -19,7 +19,7 @@ FLOPs per image counted by ``torch.utils.flop_counter``) against the matmul peak
 alone (fast path vs DataLoader, no model), the wall time of full epochs of the real path (50,000
 training images plus 10,000 validation images, checkpointing included) and the peak memory.
 
-Usage: ``python bench/benchmark.py [--device cuda] [--eager] [--steps-per-call K] [--rounds 5] [--steps 150]``
+Usage: ``python bench/benchmark.py [--device cuda] [--speed plain] [--eager] [--steps-per-call K] [--rounds 5] [--steps 150]``
 (``make benchmark``). Real MNIST is read from ``VAELAB_DATA_ROOT`` when it holds MNIST/raw/, else
 synthetic images of the same sizes are used and the output says so.
 """
@@ -103,6 +103,7 @@ def compose_experiment(root: Path, real: bool, device: str, out_dir: Path, args:
         f"data.batch_size={args.batch_size}",
         f"hydra.run.dir={out_dir}",
     ]
+    overrides.append(f"speed={args.speed}")
     if args.eager:
         overrides.append("model.cuda_graph=false")
     if args.steps_per_call is not None:
@@ -402,6 +403,12 @@ def main() -> None:
         default=None,
         help="path A: training batches per Lightning training_step call (default: the config's data.steps_per_call)",
     )
+    p.add_argument(
+        "--speed",
+        choices=("fast", "plain"),
+        default="fast",
+        help="path A's module: the speed path (default) or the plain LightningModule (speed=plain)",
+    )
     p.add_argument("--eager", action="store_true", help="path A with model.cuda_graph=false (on CUDA: no graph replay of training_step calls)")
     p.add_argument("--latent-dim", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=128)
@@ -430,7 +437,7 @@ def main() -> None:
     cfg = compose_experiment(root, real, args.device, tmp / "run", args)
     print(
         f"config: experiment=paper latent_dim={cfg.model.latent_dim} hidden={list(cfg.model.hidden)} "
-        f"batch {cfg.data.batch_size} steps_per_call={cfg.data.steps_per_call} cuda_graph={cfg.model.cuda_graph} fused={cfg.model.fused} "
+        f"batch {cfg.data.batch_size} steps_per_call={cfg.data.steps_per_call} module={cfg.model._target_.rpartition('.')[2]} cuda_graph={cfg.model.get('cuda_graph')} fused={cfg.model.fused} "
         f"deterministic={cfg.trainer.deterministic}"
     )
 
