@@ -218,10 +218,10 @@ def train_task(cfg: DictConfig) -> float | None:
             print(f"resuming {out_dir} from {out_dir / CHECKPOINTS / LAST_CKPT}", flush=True)
         if cfg.get("print_config") and process_rank() == 0:
             print_config_tree(cfg)
-        write_json(status, {"status": RUNNING})
+        _write_status(status, {"status": RUNNING})
         metrics = train(cfg, resume=taken.action == "resume")
         failed = False
-        write_json(status, {"status": COMPLETED})
+        _write_status(status, {"status": COMPLETED})
         if not is_multirun() and process_rank() == 0:  # a multirun's summary prints this for every job
             print(describe_job(out_dir, prefix="run: "), flush=True)
         # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
@@ -229,7 +229,7 @@ def train_task(cfg: DictConfig) -> float | None:
         best = float(getattr(metrics, str(cfg.get("optimized_metric") or "val_loss_min")))
         return best if math.isfinite(best) else None
     except RunInterrupted as err:
-        write_json(status, {"status": INTERRUPTED, "signal": err.signal, "error": str(err)})
+        _write_status(status, {"status": INTERRUPTED, "signal": err.signal, "error": str(err)})
         print(f"error: {err}", file=sys.stderr, flush=True)
         if is_multirun():
             _stop_sweep(cfg)
@@ -272,11 +272,18 @@ def _stop_sweep(cfg: DictConfig) -> None:
     summarize_sweep(Path(str(HydraConfig.get().sweep.dir)))
 
 
+def _write_status(status: Path, payload: dict[str, Any]) -> None:
+    """status.json, written by rank 0 alone: under DDP every rank runs this task, and two atomic
+    writes of one file race (one rename finds the other's temp file gone)."""
+    if process_rank() == 0:
+        write_json(status, payload)
+
+
 def _record_failure(cfg: DictConfig, status: Path, message: str, trace: str | None = None) -> None:
     """Mark the job failed in its run dir and, for a W&B logger, in W&B (a run of its own when the
     job failed before its run started)."""
     try:
-        write_json(status, {"status": FAILED, "error": message, **({"traceback": trace} if trace else {})})
+        _write_status(status, {"status": FAILED, "error": message, **({"traceback": trace} if trace else {})})
     except UserError as err:  # e.g. a full disk: the error line of the failure itself still follows
         warn(f"{err}")
     wandb_run.record_failure(OmegaConf.select(cfg, "logger.wandb"), message, is_multirun())
