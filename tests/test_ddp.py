@@ -44,6 +44,7 @@ def ddp_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("ddp") / "run"
     proc = run_cli("vaelab.train", f"data.root={tiny_root}", f"hydra.run.dir={run_dir}", *TINY_101, *DDP)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir.parent / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return run_dir
 
 
@@ -55,6 +56,9 @@ def test_ddp_cli_trains_with_two_processes_in_one_run_dir(ddp_run: Path) -> None
     # Lightning re-ran `python -m vaelab.train` for rank 1 with hydra.run.dir = this run dir
     assert (ddp_run / "train_ddp_process_1.log").is_file()
     assert json.loads((ddp_run / "run_info.json").read_text())["config"]["trainer"]["devices"] == 2
+    # epoch metrics are logged so that Lightning has nothing to warn about under DDP
+    console = (ddp_run.parent / "console.txt").read_text()
+    assert "sync_dist" not in console, [ln for ln in console.splitlines() if "sync_dist" in ln][:3]
 
 
 @pytest.mark.slow

@@ -46,3 +46,7 @@ def test_wheel_installs_and_trains_from_another_folder(tiny_root: Path, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     (metrics,) = (elsewhere / "outputs").rglob("metrics.json")  # outputs/ of the folder it ran in
     assert json.loads(metrics.read_text())["epochs"] == 1
+    # no checkout, so no commit: the package version from its installed metadata names the code
+    info = json.loads((metrics.parent / "run_info.json").read_text())
+    assert info["vaelab_version"] == "0.1.0" and info["git_commit"] is None
+    assert json.loads(metrics.read_text())["vaelab_version"] == "0.1.0"
