@@ -55,3 +55,16 @@ def test_cfg_with_multirun_is_one_error_line(capsys: pytest.CaptureFixture[str])
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --cfg prints the config of one run: drop -m/--multirun and give one value per key (e.g. model.latent_dim=1)"]
+
+
+def test_a_search_trial_is_named_by_its_values() -> None:
+    from omegaconf import OmegaConf
+
+    from vaelab.runs.wandb_run import trial_values
+
+    sweeper = OmegaConf.create({"params": {"model.lr": "tag(log, interval(1e-4, 1e-2))", "model.hidden.0": "choice(64, 128)"}})
+    task = ["model.lr=0.00024", "model.hidden.0=256", "hparams_search=optuna", "data.root=/x"]
+    assert trial_values(sweeper, task) == "_lr=0.00024_hidden.0=256"
+    assert trial_values(OmegaConf.create({"params": None}), ["model.latent_dim=2"]) == ""  # not a search
+    with composed("train", ["logger=wandb"]) as cfg:  # a plain run keeps its short name
+        assert cfg.logger.wandb.name == "ld2_s0"

@@ -130,8 +130,17 @@ def group_name(mode: Any, sweep_dir: str, tag: str, date: str) -> str:
     return f"{tag or 'dev'}_{date}"
 
 
+def trial_values(sweeper: Any, task: Any) -> str:
+    """What a search trial's run name adds: its values of the searched keys (``_lr=0.00024_hidden.0=256``
+    for ``hparams_search=optuna``), so each trial's W&B run says what it tried; '' outside a search."""
+    params = dict(sweeper.get("params") or {}) if hasattr(sweeper, "get") else {}
+    values = [str(o) for o in (task or []) if str(o).split("=", 1)[0] in params]
+    return "".join("_" + v.removeprefix("model.") for v in values)
+
+
 # registered on import: vaelab.train imports this module before Hydra composes its config
 OmegaConf.register_new_resolver("vaelab.wandb_group", group_name, replace=True)
+OmegaConf.register_new_resolver("vaelab.trial_values", trial_values, replace=True)
 
 
 # ------------------------------------------------------------------------------------ the logger
