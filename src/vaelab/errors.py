@@ -15,12 +15,18 @@ class RunInterrupted(UserError):
 
     def __init__(self, signal_name: str, run_dir: object) -> None:
         self.signal = signal_name
-        # the shell's convention: 128 + the signal number (SIGINT 2 -> 130, SIGTERM 15 -> 143)
-        self.exit_code = 130 if signal_name == "SIGINT" else 143
+        self.exit_code = signal_exit_code(signal_name)
         super().__init__(
             f"interrupted by {signal_name}: the last finished epoch's checkpoint is in {run_dir}/checkpoints/last.ckpt; "
             f"continue with resume=true and the same hydra.run.dir (or hydra.sweep.dir for a multirun)"
         )
+
+
+def signal_exit_code(signal_name: str) -> int:
+    """The shell's exit status for a process a signal ended: 128 + its number (SIGINT 130, SIGTERM 143)."""
+    import signal
+
+    return 128 + signal.Signals[signal_name].value
 
 
 def warn(message: str) -> None:

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +36,20 @@ from vaelab.runs.layout import (
     RUNNING,
     STATUS,
     Metrics,
+    check_metric_name,
     read_json,
     write_json,
 )
 from vaelab.runs.loggers import instantiate_logger
 from vaelab.runs.reading import init_weights
-from vaelab.runs.sweep import describe_job, record_refusal
+from vaelab.runs.signals import JobSignals
+from vaelab.runs.sweep import describe_job, end_stopped_sweep, in_sweep_process, job_process, record_refusal, sweep_collects_interrupts
 from vaelab.runs.wandb_run import finish, update_summary
 from vaelab.training.fitting import fit_or_interrupt, summarize
+from vaelab.training.runtime import ignore_known_warnings
 
-# Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API on every run
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-# with SLURM installed Lightning warns that `srun` is "not used" on every run outside a job (by design here)
-warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system but is not used.*")
 resolvers.register()
-# our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
-# against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
+ignore_known_warnings()
 
 
 def train(cfg: DictConfig, resume: bool = False) -> Metrics:
@@ -180,17 +176,27 @@ def train_task(cfg: DictConfig) -> float | None:
     """One training job, from a composed config: check it, claim the run dir, train, record the
     status. Returns the sweepers' objective (None for a failed job). User errors become one line;
     in a single run they exit (``SystemExit``) non-zero, in a multirun the job is marked failed in
-    its run dir and the sweep goes on (the sweep summary reports it and exits non-zero).
+    its run dir and the sweep goes on (the sweep summary reports it and exits non-zero). SIGTERM and
+    Ctrl-C at any moment end the job as ``interrupted`` (:mod:`vaelab.runs.signals`).
 
     The Hydra task of ``vaelab.train``; tests call it in process on a config composed with
     ``hydra.compose`` (``HydraConfig`` set, ``paths.output_dir`` a temp dir)."""
+    ignore_known_warnings()  # again: a launcher's worker process runs this function without importing this module
+    with JobSignals() as signals, job_process() as stopped:
+        if stopped:  # the sweep was stopped while this job waited in the launcher's queue
+            print(f"not started: the sweep was stopped by {stopped}", flush=True)
+            return None
+        return _job(cfg, signals)
+
+
+def _job(cfg: DictConfig, signals: JobSignals) -> float | None:
     out_dir = Path(cfg.paths.output_dir)
     status = out_dir / STATUS
     failed = True
     invalid: UserError | None = None
     try:
         validate(cfg)
-        _check_optimized_metric(cfg)
+        check_metric_name("optimized_metric", cfg.get("optimized_metric"))
     except UserError as err:  # recorded below, once the run dir is known to be this job's
         invalid = err
     try:
@@ -228,11 +234,16 @@ def train_task(cfg: DictConfig) -> float | None:
         # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
         best = float(getattr(metrics, str(cfg.get("optimized_metric") or "val_loss_min")))
         return best if math.isfinite(best) else None
-    except RunInterrupted as err:
+    except (RunInterrupted, KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and signals.received is None:
+            raise  # not a signal: e.g. Lightning's own exit on a DDP failure
+        err = RunInterrupted(signals.received or (exc.signal if isinstance(exc, RunInterrupted) else "SIGINT"), out_dir)
         _write_status(status, {"status": INTERRUPTED, "signal": err.signal, "error": str(err)})
         print(f"error: {err}", file=sys.stderr, flush=True)
-        if is_multirun():
-            _stop_sweep(cfg)
+        if is_multirun() and in_sweep_process():  # the remaining jobs do not start
+            end_stopped_sweep(Path(str(HydraConfig.get().sweep.dir)), err.signal)
+        if is_multirun() and sweep_collects_interrupts():
+            return None  # the sweep's process, which forwarded the signal, prints the summary
         sys.exit(err.exit_code)
     except UserError as err:
         _record_failure(cfg, status, str(err))
@@ -250,26 +261,6 @@ def train_task(cfg: DictConfig) -> float | None:
     finally:
         finish(failed)
         taken.release()
-
-
-def _check_optimized_metric(cfg: DictConfig) -> None:
-    """``optimized_metric`` (what a sweeper optimises) must name a number of metrics.json."""
-    import dataclasses
-
-    name = cfg.get("optimized_metric")
-    numbers = [f.name for f in dataclasses.fields(Metrics) if f.type == "float" and f.name != "beta"]
-    if name is not None and str(name) not in numbers:
-        raise UserError(f"optimized_metric={name} is not a number of metrics.json: choose one of {', '.join(numbers)}")
-
-
-def _stop_sweep(cfg: DictConfig) -> None:
-    """An interrupted multirun stops: the remaining jobs are not started (re-run the sweep with
-    ``resume=true`` to continue); the summary of the jobs so far is printed first."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from vaelab.runs.sweep import summarize_sweep
-
-    summarize_sweep(Path(str(HydraConfig.get().sweep.dir)))
 
 
 def _write_status(status: Path, payload: dict[str, Any]) -> None:

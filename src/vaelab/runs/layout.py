@@ -114,3 +114,13 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UserError(f"{path} does not hold a JSON object: fix or delete it, or re-run that job")
     return value
+
+
+def check_metric_name(key: str, name: object) -> None:
+    """``key`` (e.g. ``optimized_metric``, what a sweeper optimises), when set, must name a number
+    of metrics.json; else one :class:`UserError` listing them."""
+    import dataclasses
+
+    numbers = [f.name for f in dataclasses.fields(Metrics) if f.type == "float" and f.name != "beta"]
+    if name is not None and str(name) not in numbers:
+        raise UserError(f"{key}={name} is not a number of metrics.json: choose one of {', '.join(numbers)}")

@@ -12,12 +12,15 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from vaelab.errors import signal_exit_code
 from vaelab.runs.layout import COMPLETED, HYDRA_RECORD, METRICS, STATUS, read_json
 
 
@@ -27,8 +30,87 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
 
 
-# the folder where refused jobs of the running multirun leave their error line (SweepSummary makes it)
-REFUSALS_ENV = "VAELAB_SWEEP_REFUSALS"
+# the running multirun's scratch folder, made by SweepSummary and named in the environment the
+# launcher's workers inherit (not a setting): refused/<job> holds a refused job's error line,
+# stopped the signal that stopped the sweep, jobs/<pid> a running job's process, collects that
+# the sweep's process (pid in owner) forwards signals to its jobs and prints the summary itself
+SCRATCH_ENV = "VAELAB_SWEEP_SCRATCH"
+
+
+def _scratch(part: str = "") -> Path | None:
+    folder = os.environ.get(SCRATCH_ENV)
+    return Path(folder) / part if folder and Path(folder).is_dir() else None
+
+
+def stop_jobs(signal_name: str) -> list[int]:
+    """Stop the running multirun (jobs not yet started will not start) and return the pids of its
+    running jobs, for the sweep's process to forward ``signal_name`` to."""
+    folder = _scratch()
+    if folder is None:
+        return []
+    (folder / "stopped").write_text(signal_name + "\n")
+    return [int(p.name) for p in (folder / "jobs").glob("*") if p.name.isdigit() and int(p.name) != os.getpid()]
+
+
+def stopped_by() -> str | None:
+    """The signal that stopped the running multirun, if one did (None outside a multirun)."""
+    marker = _scratch("stopped")
+    return marker.read_text().strip() if marker is not None and marker.is_file() else None
+
+
+def in_sweep_process() -> bool:
+    """Whether this job runs in the sweep's own process (Hydra's basic launcher, the Optuna sweeper
+    on it): an interrupted job there ends the sweep itself."""
+    owner = _scratch("owner")
+    return owner is not None and owner.read_text().strip() == str(os.getpid())
+
+
+def sweep_collects_interrupts() -> bool:
+    """Whether this job runs in a worker of a sweep whose own process forwards signals to its jobs
+    and prints the summary (the joblib launcher): an interrupted job then just returns."""
+    folder = _scratch()
+    return folder is not None and (folder / "collects").is_file() and (folder / "owner").read_text().strip() != str(os.getpid())
+
+
+def collect_interrupts() -> None:
+    """Called by a launcher whose process forwards signals to its jobs (:func:`sweep_collects_interrupts`)."""
+    folder = _scratch()
+    if folder is not None:
+        (folder / "collects").touch()
+
+
+@contextmanager
+def job_process() -> Iterator[str | None]:
+    """Register this process as a running job of the multirun for the time of the block (so a
+    signal to the sweep reaches it); yields the signal that already stopped the sweep, if any:
+    such a job must not start. Registered first, checked second, so that a signal that comes
+    in between still finds this job."""
+    folder = _scratch("jobs")
+    if folder is None:
+        yield None
+        return
+    folder.mkdir(exist_ok=True)
+    mine = folder / str(os.getpid())
+    mine.touch()
+    try:
+        yield stopped_by()
+    finally:
+        mine.unlink(missing_ok=True)
+
+
+def end_stopped_sweep(sweep_dir: Path, signal_name: str, config: DictConfig | None = None) -> NoReturn:
+    """A signal stopped the sweep: print its summary and exit with the shell's code for the signal."""
+    summarize_sweep(sweep_dir, config)
+    print(f"error: the sweep was stopped by {signal_name}; continue it with resume=true and hydra.sweep.dir={sweep_dir}", file=sys.stderr, flush=True)
+    _remove_scratch()
+    sys.exit(signal_exit_code(signal_name))
+
+
+def _remove_scratch() -> None:
+    folder = _scratch()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    os.environ.pop(SCRATCH_ENV, None)
 
 
 class SweepSummary(Callback):
@@ -36,23 +118,24 @@ class SweepSummary(Callback):
 
     Refused jobs (their run dir holds another run, or is locked) write nothing into their run dir,
     so they tell this callback through a temporary folder of its own (:func:`record_refusal`),
-    named by ``VAELAB_SWEEP_REFUSALS`` in the environment the launcher's workers inherit."""
+    the multirun's scratch folder (``SCRATCH_ENV``)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        os.environ[REFUSALS_ENV] = tempfile.mkdtemp(prefix="vaelab-refused-")
+        os.environ[SCRATCH_ENV] = tempfile.mkdtemp(prefix="vaelab-sweep-")
+        (Path(os.environ[SCRATCH_ENV]) / "owner").write_text(f"{os.getpid()}\n")
+        (Path(os.environ[SCRATCH_ENV]) / "refused").mkdir()
         # Hydra rewrites multirun.yaml before any job can refuse: kept to restore if every job does
         record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
         self._record = record.read_bytes() if record.is_file() else None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        folder = os.environ.get(REFUSALS_ENV, "")
         bad = summarize_sweep(sweep_dir, config)
-        refused = len(list(Path(folder).iterdir())) if Path(folder).is_dir() else 0
+        folder = _scratch("refused")
+        refused = len(list(folder.iterdir())) if folder is not None else 0
         if refused and refused == expected_jobs(config) and getattr(self, "_record", None) is not None:
             (sweep_dir / "multirun.yaml").write_bytes(self._record)  # nothing ran: the sweep's record stays its own
-        shutil.rmtree(folder, ignore_errors=True)
-        os.environ.pop(REFUSALS_ENV, None)
+        _remove_scratch()
         if bad:
             sys.exit(1)
 
@@ -61,8 +144,8 @@ def summarize_sweep(sweep_dir: Path, config: DictConfig | None = None) -> list[s
     """:func:`print_summary` with this multirun's refusals and its expected job count (from
     ``config``, else the sweep dir's multirun.yaml): also what an interrupted job prints before the
     sweep stops."""
-    folder = os.environ.get(REFUSALS_ENV)
-    refused = {p.name: p.read_text().strip() for p in Path(folder).iterdir()} if folder and Path(folder).is_dir() else {}
+    folder = _scratch("refused")
+    refused = {p.name: p.read_text().strip() for p in folder.iterdir()} if folder is not None else {}
     if config is None and (sweep_dir / "multirun.yaml").is_file():
         config = OmegaConf.load(sweep_dir / "multirun.yaml")
     return print_summary(sweep_dir, refused, expected_jobs(config) if config is not None else None)
@@ -70,9 +153,9 @@ def summarize_sweep(sweep_dir: Path, config: DictConfig | None = None) -> list[s
 
 def record_refusal(job: str, message: str) -> None:
     """Tell the running multirun's summary that job ``job`` was refused (a no-op outside one)."""
-    folder = os.environ.get(REFUSALS_ENV)
-    if folder and Path(folder).is_dir():
-        (Path(folder) / str(job)).write_text(message + "\n")
+    folder = _scratch("refused")
+    if folder is not None:
+        (folder / str(job)).write_text(message + "\n")
 
 
 def expected_jobs(config: DictConfig) -> int | None:

@@ -76,6 +76,19 @@ class _DropLitLoggerTip:
         return "litlogger" not in str(record.getMessage())
 
 
+def ignore_known_warnings() -> None:
+    """Warnings every run would print about the libraries' own code, whatever the user does."""
+    import warnings
+
+    # Lightning 2.6 on torch 2.14 warns about its own use of a torch-internal API
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # with SLURM installed Lightning warns that `srun` is "not used" on every run outside a job (by design here)
+    warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system but is not used.*")
+    # our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
+    # against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
+    warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
+
+
 def silence_third_party_noise() -> None:
     """Drop the lines of third-party libraries that every run prints and no run needs
     (``extras.ignore_warnings``): Lightning's litlogger tip, its warning that an epoch has fewer
