@@ -94,6 +94,28 @@ def test_a_requeued_job_resumes_by_itself(cluster, tiny_root: Path, tmp_path: Pa
     assert wandb_reader.run_record(run_files[1]).run_id == rid
 
 
+def test_a_cancelled_job_ends_the_sweep_with_its_summary(cluster, tiny_root: Path, tmp_path: Path) -> None:
+    """``scancel`` of one job: this cluster keeps no accounting (``sacct`` fails), and the sweep
+    learns from ``squeue`` that the job left the queue; it waits for the other job, then ends."""
+    sweep = tmp_path / "cancelled"
+    args = [f"data.root={tiny_root}", *TINY, "trainer.max_epochs=40", "callbacks.images.every_n_epochs=0", "logger=none", "seed=0,1"]
+    child = subprocess.Popen([sys.executable, "-m", "vaelab.train", "-m", *SLURM, *args, f"hydra.sweep.dir={sweep}"],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    last = sweep / "0" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.1)
+    assert last.exists(), "job 0 never wrote a checkpoint"
+    (task,) = [p.name for p in (sweep / ".submitit").iterdir() if p.name.endswith("_0")]
+    assert subprocess.run(["scancel", task], capture_output=True).returncode == 0
+    out, err = child.communicate(timeout=300)  # before: still polling sacct after 20 minutes
+    assert child.returncode == 1, err[-3000:]
+    assert json.loads((sweep / "0" / "status.json").read_text())["status"] == "interrupted"
+    assert json.loads((sweep / "1" / "status.json").read_text())["status"] == "completed"
+    assert "1 completed, 1 interrupted" in out and "error: 1 of 2 job(s) did not complete: 0" in err
+    assert "Traceback" not in err and "Bypassing sacct error" not in err, err
+
+
 @pytest.mark.parametrize(
     ("override", "key"),
     [("hydra.launcher.partition=nosuchpartition", "hydra.launcher.partition"), ("hydra.launcher.gpus_per_node=1", "hydra.launcher.gpus_per_node")],
