@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import wandb_reader
-from conftest import report_in_process, run_cli
+from conftest import REPO, report_in_process, run_cli
 
 # (kl, latent_dim, seed) -> min val loss; the paper sweep has job 4 (d=2, seed 1) failed and the
 # analytic sweep's job 5 never started (its multirun.yaml asks for it, no folder exists)
@@ -238,3 +241,34 @@ def test_rows_of_another_network_sit_beside_the_mlp_rows(fake_sweeps: list[Path]
     assert {"latent_line_d1_ConvVAE_paper.png", "latent_plane_d2_ConvVAE_paper.png", "latent_plane_d2_paper.png"} <= {
         p.name for p in out.glob("*.png")
     }
+
+
+def test_published_rows_beside_ours_with_the_difference_in_nats(tmp_path: Path) -> None:
+    """The literature experiment's rows, as the report sets them beside ours and the README gets them."""
+    from vaelab.paths import CONF_DIR
+    from vaelab.report.reference import HEADING, beside
+
+    published = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "experiment" / "literature.yaml"))["reference"]
+    assert [r["log_px"] for r in published] == [{2: -135.73, 5: -110.21}, {2: -132.50, 5: -108.43}]
+    refs = [{"name": r["name"], "log_px": r["log_px"]} for r in published]
+    rows = [
+        {"latent_dim": 2, "n_iw": 3, "n_seeds": 3, "iw_k": "500", "test_iw_nll_mean": 131.25, "test_iw_nll_std": 0.5},
+        {"latent_dim": 5, "n_iw": 2, "n_seeds": 3, "iw_k": "500", "test_iw_nll_mean": 108.0, "test_iw_nll_std": 0.25},
+    ]
+    lines = beside(rows, refs)
+    assert lines[0] == HEADING
+    assert lines[2].startswith("Test log p(x) is **−131.25 ± 0.50** at latent dim 2 and **−108.00 ± 0.25** at latent dim 5 (IW estimate, k=500")
+    assert "over 3/2 of 3 seeds" in lines[2] and "N-VAE (Davidson et al. 2018, Table 1): +4.48, +2.21" in lines[2]
+    assert lines[8] == "| S-VAE (same table) | −132.50 (ours +1.25) | −108.43 (ours +0.43) |"
+    assert beside(rows, []) == [] and beside([{**rows[0], "n_iw": 0}], refs) == []
+
+    # the README's literature block is that sentence and table, copied by scripts/readme_results.py
+    lit = tmp_path / "lit.md"
+    lit.write_text("# title\n\nheadline\n\n| a |\n|---|\n\n" + "\n".join(lines) + "\n- commit: x\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n\n<!-- literature:begin -->\nold\n<!-- literature:end -->\nend\n")
+    cmd = [sys.executable, str(REPO / "scripts" / "readme_results.py"), "--readme", str(readme), "--literature", str(lit)]
+    assert subprocess.run([*cmd, "--check"], capture_output=True, text=True).returncode == 1
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    block = readme.read_text().split("<!-- literature:begin -->\n")[1].split("\n<!-- literature:end -->")[0]
+    assert block == "\n".join([lines[2], "", *lines[4:9]])

@@ -32,6 +32,7 @@ from typing import Any
 from vaelab.errors import UserError
 from vaelab.report.collect import collect_jobs, sweep_command
 from vaelab.report.plots import write_figures
+from vaelab.report.reference import beside, experiment_references
 from vaelab.report.tables import markdown, run_rows, table_rows, write_csv
 from vaelab.runs.layout import RUN_INFO, read_json
 
@@ -69,7 +70,7 @@ def make_report(
     }
     write_csv(out / "val_loss.csv", rows)
     write_csv(out / "runs.csv", run_rows(jobs))
-    (out / "val_loss.md").write_text(markdown(rows, provenance))
+    (out / "val_loss.md").write_text(markdown(rows, provenance, beside(rows, experiment_references(jobs))))
     print((out / "val_loss.md").read_text(), flush=True)
     pngs = write_figures(jobs, out, data_root)
     print(f"wrote {out}/val_loss.csv, val_loss.md, runs.csv and {len(pngs)} figures: {', '.join(p.name for p in pngs.values())}", flush=True)

@@ -162,8 +162,9 @@ def headline(rows: Sequence[dict[str, Any]]) -> str:
     return text
 
 
-def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
-    """The table as Markdown, with the headline sentence and where the numbers came from."""
+def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str], published: Sequence[str] = ()) -> str:
+    """The table as Markdown, with the headline sentence and where the numbers came from;
+    ``published``: the lines of :func:`vaelab.report.reference.beside`, after the table's notes."""
     iw_k = ",".join(sorted({r["iw_k"] for r in rows if r["iw_k"]})) or "–"
     # data set and network columns only when the rows differ in them (the headline names a lone one)
     split = [key for key in ("data", "model") if len({r[key] for r in rows}) > 1]
@@ -208,6 +209,7 @@ def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str]) -> str:
         "(data.binarize=none) the BCE is a cross-entropy, not a normalised log-likelihood; with binarised pixels "
         "−ELBO and IW NLL are in nats of the Bernoulli likelihood.",
         "",
+        *published,
     ]
     lines += [f"- {k}: {v}" for k, v in provenance.items()]
     return "\n".join(lines) + "\n"
