@@ -46,3 +46,17 @@ def test_optuna_search_runs_trials_and_reports_the_best(tiny_root: Path, tmp_pat
     # Optuna minimised exactly the value each job wrote as val_loss_min
     assert result["best_value"] == best_loss
     assert result["best_params"] == {"model.lr": best_model["lr"], "model.hidden.0": best_model["hidden"][0]}
+
+    # the same command with n_trials=3 continues the stored study: one more trial, numbered 2,
+    # with hyper-parameters of its own (not the first random draw again)
+    more = run_cli("vaelab.train", "hparams_search=optuna", "hydra.sweeper.n_trials=3", f"data.root={tiny_root}", f"hydra.sweep.dir={sweep}",
+                   "logger=none", "callbacks.images.every_n_epochs=0", *TINY_SEARCH)  # fmt: skip
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert f"continuing study vaelab_lr_hidden in sqlite:///{sweep}/optuna.db: 2 trial(s) so far, 1 to go" in more.stdout
+    assert "  2: latent_dim=2" in more.stdout and "3 completed" in more.stdout
+    third = json.loads((sweep / "2" / "run_info.json").read_text())["config"]["model"]
+    assert third not in [model for _, model in trials.values()], "the continued search repeated a trial"
+    import optuna
+
+    study = optuna.load_study(study_name="vaelab_lr_hidden", storage=f"sqlite:///{sweep}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
