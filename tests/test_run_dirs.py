@@ -27,10 +27,13 @@ def test_a_run_dir_in_use_is_locked(tiny_root: Path, tmp_path: Path) -> None:
     # fast or slow this machine is (a running first run could finish before the second one starts)
     first = spawn_until([f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}"], tmp_path / "status.json")
     first.send_signal(signal.SIGSTOP)
+    record = {f: (tmp_path / ".hydra" / f).read_bytes() for f in ("config.yaml", "hydra.yaml", "overrides.yaml")}
     try:
-        second = train_in_process(f"data.root={tiny_root}", *ARGS, f"hydra.run.dir={tmp_path}")
+        # through the command line, where Hydra itself would write .hydra/ before the task runs
+        second = run_cli("vaelab.train", f"data.root={tiny_root}", *ARGS, "seed=5", f"hydra.run.dir={tmp_path}")
     finally:
         first.send_signal(signal.SIGCONT)
+    assert {f: (tmp_path / ".hydra" / f).read_bytes() for f in record} == record, "the refused run rewrote the record of the running one"
     assert first.wait(timeout=240) == 0
     assert second.returncode == 2
     assert _error_lines(second.stderr) == [
