@@ -98,7 +98,7 @@ def test_a_cancelled_job_ends_the_sweep_with_its_summary(cluster, tiny_root: Pat
     """``scancel`` of one job: this cluster keeps no accounting (``sacct`` fails), and the sweep
     learns from ``squeue`` that the job left the queue; it waits for the other job, then ends."""
     sweep = tmp_path / "cancelled"
-    args = [f"data.root={tiny_root}", *TINY, "trainer.max_epochs=40", "callbacks.images.every_n_epochs=0", "logger=none", "seed=0,1"]
+    args = [f"data.root={tiny_root}", *TINY, "trainer.max_epochs=20", "callbacks.images.every_n_epochs=0", "logger=none", "seed=0,1"]
     child = subprocess.Popen([sys.executable, "-m", "vaelab.train", "-m", *SLURM, *args, f"hydra.sweep.dir={sweep}"],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     last = sweep / "0" / "checkpoints" / "last.ckpt"
