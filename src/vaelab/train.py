@@ -52,7 +52,7 @@ resolvers.register()
 ignore_known_warnings()
 
 
-def train(cfg: DictConfig, resume: bool = False) -> Metrics:
+def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = None) -> Metrics:
     """Fit, test the best checkpoint, and return the metrics written to ``metrics.json``.
 
     ``resume``: continue this run dir's ``last.ckpt`` (weights, optimiser, epoch, history, early
@@ -89,6 +89,7 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     clock = Timer(interval="epoch")
     # not choices either: the run's clock, and checkpoint paths that follow a copied or moved run dir
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock, RunDirRelocation(out_dir / CHECKPOINTS)]
+    callbacks += [signals.callback()] if signals is not None else []
     if not cfg.trainer.get("enable_progress_bar"):  # Lightning refuses a bar callback with the bar off
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate_logger(name, c, out_dir) for name, c in (cfg.get("logger") or {}).items()]
@@ -108,6 +109,8 @@ def train(cfg: DictConfig, resume: bool = False) -> Metrics:
     for logger in loggers:
         logger.log_hyperparams({**resolved, "provenance": info})
 
+    if signals is not None:
+        signals.check()  # a signal while the run was set up: stop before the fit
     signal_name = fit_or_interrupt(trainer, module, datamodule, ckpt_path)
     # the whole run's history: testing the best checkpoint below loads that checkpoint's history,
     # which ends at the best epoch
@@ -225,7 +228,7 @@ def _job(cfg: DictConfig, signals: JobSignals) -> float | None:
         if cfg.get("print_config") and process_rank() == 0:
             print_config_tree(cfg)
         _write_status(status, {"status": RUNNING})
-        metrics = train(cfg, resume=taken.action == "resume")
+        metrics = train(cfg, resume=taken.action == "resume", signals=signals)
         failed = False
         _write_status(status, {"status": COMPLETED})
         if not is_multirun() and process_rank() == 0:  # a multirun's summary prints this for every job

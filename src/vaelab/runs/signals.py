@@ -1,10 +1,10 @@
 """SIGTERM and SIGINT (Ctrl-C) for a training job and for the sweep process that launched it.
 
-A job stops at whatever moment the signal comes: during Lightning's fit, Lightning's own handling
-ends the fit at the next step (SIGTERM) or at once (Ctrl-C); before or after it (imports, data
-loading, testing the best checkpoint) :class:`JobSignals` turns the signal into a
-``KeyboardInterrupt``, so the job still records ``interrupted`` instead of dying with ``running``
-in its ``status.json``. A repeated signal (a second Ctrl-C, or the sweep's forwarded copy of one the
+A job stops whatever moment the signal comes: during Lightning's fit, Lightning's own handling
+ends the fit at the next step (SIGTERM) or at once (Ctrl-C); before it (imports, data loading,
+building the trainer) :class:`JobSignals` records the signal and the job stops at its next check, so
+it still records ``interrupted`` instead of dying with ``running`` in its ``status.json``. A signal
+after the fit lets the job finish its test and record ``completed``. A repeated signal (a second Ctrl-C, or the sweep's forwarded copy of one the
 job already had from the terminal) is ignored while the job stops.
 
 A sweep whose jobs run in other processes (the joblib launcher) catches the signal in
@@ -27,13 +27,18 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class JobSignals:
-    """Within ``with JobSignals() as signals:``, the first SIGTERM or SIGINT raises
-    ``KeyboardInterrupt`` unless Lightning's handler is the one installed (Lightning calls this one
-    after its own, which stops the fit at the next step); ``signals.received`` names it. Later
-    signals are ignored. A no-op outside the main thread, where Python cannot install handlers."""
+    """Within ``with JobSignals() as signals:``, the first SIGTERM or SIGINT is recorded in
+    ``signals.received``; later ones are ignored. During Lightning's fit a SIGINT raises
+    ``KeyboardInterrupt`` at once (Lightning ends the fit on it), and a SIGTERM is left to
+    Lightning's own handler (installed then, it calls this one). Outside the fit the signal is only
+    recorded: raising inside whatever library call is running (Hydra instantiating the trainer, say)
+    can leave that library's state broken and turn the stop into a crash; the job stops at its next
+    :meth:`check` instead, the last one as the fit starts (:meth:`callback`). A no-op outside the
+    main thread, where Python cannot install handlers."""
 
     def __init__(self) -> None:
         self.received: str | None = None
+        self.fitting = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> JobSignals:
@@ -50,9 +55,33 @@ class JobSignals:
         if self.received is not None:
             return  # already stopping
         self.received = signal.Signals(signum).name
-        if signum == signal.SIGTERM and signal.getsignal(signal.SIGTERM) != self._on_signal:
-            return  # Lightning's handler is installed and called this one: it ends the fit or test itself
-        raise KeyboardInterrupt(self.received)
+        if self.fitting and signum == signal.SIGINT:
+            raise KeyboardInterrupt(self.received)
+
+    def check(self) -> None:
+        """Stop the job (``KeyboardInterrupt``) if a signal came since it started."""
+        if self.received is not None:
+            raise KeyboardInterrupt(self.received)
+
+    def callback(self) -> Any:
+        """A Lightning callback: checks as the fit starts (a signal that came while Lightning set
+        up, before its own handler) and marks the fit's span for SIGINT."""
+        from pytorch_lightning import Callback
+
+        signals = self
+
+        class SignalsDuringFit(Callback):
+            def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+                signals.fitting = True
+                signals.check()
+
+            def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+                signals.fitting = False
+
+            def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+                signals.fitting = False
+
+        return SignalsDuringFit()
 
 
 @contextmanager
