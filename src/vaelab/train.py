@@ -180,7 +180,8 @@ def train_task(cfg: DictConfig) -> float | None:
     status. Returns the sweepers' objective (None for a failed job). User errors become one line;
     in a single run they exit (``SystemExit``) non-zero, in a multirun the job is marked failed in
     its run dir and the sweep goes on (the sweep summary reports it and exits non-zero). SIGTERM and
-    Ctrl-C at any moment end the job as ``interrupted`` (:mod:`vaelab.runs.signals`).
+    Ctrl-C before or during training end the job as ``interrupted``; after training it finishes
+    its test as ``completed`` (:mod:`vaelab.runs.signals`).
 
     The Hydra task of ``vaelab.train``; tests call it in process on a config composed with
     ``hydra.compose`` (``HydraConfig`` set, ``paths.output_dir`` a temp dir)."""

@@ -16,6 +16,7 @@ from typing import Any
 from vaelab.errors import warn
 from vaelab.paths import CONF_DIR
 from vaelab.report.collect import Job
+from vaelab.runs.layout import HYDRA_RECORD
 
 HEADING = "## Beside the published rows"
 
@@ -27,7 +28,7 @@ def experiment_references(jobs: Sequence[Job]) -> list[dict[str, Any]]:
 
     names = set()
     for job in jobs:
-        record = job.dir / ".hydra" / "hydra.yaml"
+        record = job.dir / HYDRA_RECORD / "hydra.yaml"
         if job.ok and record.is_file():
             names.add(OmegaConf.select(OmegaConf.load(record), "hydra.runtime.choices.experiment"))
     names.discard(None)
@@ -40,8 +41,9 @@ def experiment_references(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     return [{"name": str(r["name"]), "log_px": {int(d): float(v) for d, v in r["log_px"].items()}} for r in rows or []]
 
 
-def _signed(value: float, digits: int = 2) -> str:
-    return f"{value:+.{digits}f}".replace("-", "−")
+def _nats(value: float, signed: bool = False) -> str:
+    """Nats to 2 decimals with a typographic minus (and a plus sign when ``signed``)."""
+    return f"{value:{'+' if signed else ''}.2f}".replace("-", "−")
 
 
 def beside(rows: Sequence[dict[str, Any]], references: Sequence[dict[str, Any]]) -> list[str]:
@@ -58,14 +60,14 @@ def beside(rows: Sequence[dict[str, Any]], references: Sequence[dict[str, Any]])
     def ours_cell(dim: int) -> str:
         r = by_dim[dim]
         std = r["test_iw_nll_std"]
-        return "**" + f"{-r['test_iw_nll_mean']:.2f}".replace("-", "−") + (f" ± {std:.2f}" if std == std else "") + "**"
+        return f"**{_nats(-r['test_iw_nll_mean'])}" + (f" ± {std:.2f}" if std == std else "") + "**"
 
     seeds = "/".join(
         str(by_dim[d]["n_iw"]) if by_dim[d]["n_iw"] == by_dim[d]["n_seeds"] else f"{by_dim[d]['n_iw']} of {by_dim[d]['n_seeds']}" for d in dims
     )
     values = " and ".join(f"{ours_cell(d)} at latent dim {d}" for d in dims)
     gaps = "; ".join(
-        f"{ref['name']}: " + ", ".join(_signed(-by_dim[d]["test_iw_nll_mean"] - ref["log_px"][d]) for d in dims if d in ref["log_px"])
+        f"{ref['name']}: " + ", ".join(_nats(-by_dim[d]["test_iw_nll_mean"] - ref["log_px"][d], signed=True) for d in dims if d in ref["log_px"])
         for ref in references
     )
     header = ["test log p(x), nats per image", *(f"latent dim {d}" for d in dims)]
@@ -80,9 +82,7 @@ def beside(rows: Sequence[dict[str, Any]], references: Sequence[dict[str, Any]])
     ]
     for ref in references:
         cells = [
-            f"{ref['log_px'][d]:.2f} (ours {_signed(-by_dim[d]['test_iw_nll_mean'] - ref['log_px'][d])})".replace("-", "−")
-            if d in ref["log_px"]
-            else "–"
+            f"{_nats(ref['log_px'][d])} (ours {_nats(-by_dim[d]['test_iw_nll_mean'] - ref['log_px'][d], signed=True)})" if d in ref["log_px"] else "–"
             for d in dims
         ]
         lines.append(f"| {ref['name']} | " + " | ".join(cells) + " |")

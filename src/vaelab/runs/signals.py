@@ -4,8 +4,9 @@ A job stops whatever moment the signal comes: during Lightning's fit, Lightning'
 ends the fit at the next step (SIGTERM) or at once (Ctrl-C); before it (imports, data loading,
 building the trainer) :class:`JobSignals` records the signal and the job stops at its next check, so
 it still records ``interrupted`` instead of dying with ``running`` in its ``status.json``. A signal
-after the fit lets the job finish its test and record ``completed``. A repeated signal (a second Ctrl-C, or the sweep's forwarded copy of one the
-job already had from the terminal) is ignored while the job stops.
+after the fit lets the job finish its test and record ``completed``. A repeated signal (a second
+Ctrl-C, or the sweep's forwarded copy of one the job already had from the terminal) is ignored
+while the job stops.
 
 A sweep whose jobs run in other processes (the joblib launcher) catches the signal in
 :func:`forwarding_signals`, stops the jobs not yet started and forwards the signal to the running

@@ -68,8 +68,8 @@ def in_sweep_process() -> bool:
 def sweep_collects_interrupts() -> bool:
     """Whether this job runs in a worker of a sweep whose own process forwards signals to its jobs
     and prints the summary (the joblib launcher): an interrupted job then just returns."""
-    folder = _scratch()
-    return folder is not None and (folder / "collects").is_file() and (folder / "owner").read_text().strip() != str(os.getpid())
+    marker = _scratch("collects")
+    return marker is not None and marker.is_file() and not in_sweep_process()
 
 
 def collect_interrupts() -> None:
