@@ -17,11 +17,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytest
-from omegaconf import DictConfig
+# The suite's two xdist workers share the cores, and each trains (in process, or in the commands it
+# starts): one torch thread per process, as the joblib launcher gives parallel jobs. With torch's
+# default (all cores each), OpenMP threads wait for busy cores and every step slows down several
+# times (docs/benchmarks.md, "2 threads per job collapse"). Set before numpy and torch are imported;
+# a value the developer exported is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from vaelab.runs.layout import RESULT_KEYS
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from vaelab.runs.layout import RESULT_KEYS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("VAELAB_DATA_ROOT", REPO / "data"))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import ddp_worker
 from conftest import REPO, TINY, run_cli
 
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "logger=none", "callbacks.images.every_n_epochs=0"]
@@ -64,7 +65,8 @@ def test_ddp_cli_trains_with_two_processes_in_one_run_dir(ddp_run: Path) -> None
 @pytest.mark.slow
 def test_validating_a_checkpoint_on_two_ranks_matches_one(ddp_run: Path, tiny_root: Path, tmp_path: Path) -> None:
     ckpt = json.loads((ddp_run / "metrics.json").read_text())["best_ckpt"]
-    (one,) = worker("validate", ckpt, tiny_root, 1, tmp_path / "one")
+    (tmp_path / "one").mkdir()
+    one = ddp_worker.run("validate", ckpt, str(tiny_root), 1, str(tmp_path / "one"), 101)  # one rank: in this process
     two = worker("validate", ckpt, tiny_root, 2, tmp_path / "two")
     assert two[0] == two[1], "ranks report different validation metrics"
     for key in ("val/loss", "val/recon", "val/kl", "val/nelbo"):

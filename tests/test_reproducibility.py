@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,13 +43,20 @@ def test_run_info_records_provenance(tiny_root, tmp_path):
 EARLY = ["model.lr=0.05", "callbacks.early_stopping.patience=2", "trainer.max_epochs=40", "callbacks.images.every_n_epochs=0", "seed=3"]
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
-    epochs = 40
-    args = [f"data.root={tiny_root}", *TINY, *EARLY]
-    whole = tmp_path / "whole"
-    proc = train_in_process(*args, "logger=none", f"hydra.run.dir={whole}")
+@pytest.fixture(scope="module")
+def whole(tiny_root, tmp_path_factory) -> Path:
+    """The uninterrupted EARLY run (logger=none), the reference of every interrupted one below: its
+    numbers do not depend on the logger."""
+    run = tmp_path_factory.mktemp("early") / "whole"
+    proc = train_in_process(f"data.root={tiny_root}", *TINY, *EARLY, "logger=none", f"hydra.run.dir={run}")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    return run
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path, whole):
+    epochs = 40
+    args = [f"data.root={tiny_root}", *TINY, *EARLY]  # with the W&B logger: the resumed run continues the W&B run
     stopped = json.loads((whole / "metrics.json").read_text())
     # the case under test: the run ends by early stopping, its minimum before its last epoch
     assert stopped["stop_reason"] == "early_stopping" and stopped["epochs"] < epochs
@@ -82,12 +90,10 @@ def test_killed_run_resumes_to_the_same_result(tiny_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_chaos_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_root, tmp_path):
+def test_chaos_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_root, tmp_path, whole):
     # one run SIGKILLed at 4 seeded random moments of its training (before its first checkpoint,
     # mid-epoch, mid-checkpoint-write: wherever they fall), resumed with resume=true after each kill
     args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
-    whole = tmp_path / "whole"
-    assert train_in_process(*args, f"hydra.run.dir={whole}").returncode == 0
     # kill moments within the first half of an uninterrupted run's training time, so the test kills
     # mid-run on a fast machine as on a slow one
     span = json.loads((whole / "metrics.json").read_text())["wall_time_s"]
@@ -117,12 +123,10 @@ def test_chaos_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_root,
     assert json.loads((run / "status.json").read_text())["status"] == "completed"
 
 
-def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_path):
+def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_path, whole):
     # killed after the checkpoint of the epoch that triggered early stopping was written, before
     # metrics.json: the resumed run must end there, not train one more epoch
     args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
-    whole = tmp_path / "whole"
-    assert train_in_process(*args, f"hydra.run.dir={whole}").returncode == 0
     late = tmp_path / "late"
     shutil.copytree(whole / "checkpoints", late / "checkpoints")
     proc = train_in_process(*args, "resume=true", f"hydra.run.dir={late}")
@@ -133,12 +137,10 @@ def test_resume_from_the_stopping_epoch_does_not_train_further(tiny_root, tmp_pa
 
 
 @pytest.mark.slow
-def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path):
+def test_sigterm_stops_with_a_resumable_state(tiny_root, tmp_path, whole):
     # what SLURM sends at a time limit or on preemption: non-zero exit, status "interrupted",
     # last.ckpt intact, and resume=true reaches the numbers of an uninterrupted run
     args = [f"data.root={tiny_root}", *TINY, *EARLY, "logger=none"]
-    whole = tmp_path / "whole"
-    assert train_in_process(*args, f"hydra.run.dir={whole}").returncode == 0
     run = tmp_path / "run"
     started = time.perf_counter()
     child = spawn_until([*args, f"hydra.run.dir={run}"], run / "checkpoints" / "last.ckpt", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import wandb_reader
-from conftest import REPO, TINY, run_cli
+from conftest import REPO, TINY, run_cli, train_in_process
 from conftest import run_result as result
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -57,7 +57,7 @@ def test_slurm_sweep_runs_both_jobs_like_local_runs(cluster, tiny_root: Path, tm
         ids.add(record.run_id)
         # the same job run locally, with the same single thread, gives the same numbers
         local = tmp_path / f"local{dim}"
-        alone = run_cli("vaelab.train", *args, f"model.latent_dim={dim}", "trainer=cpu", "threads=1", "logger=none", f"hydra.run.dir={local}")
+        alone = train_in_process(*args, f"model.latent_dim={dim}", "trainer=cpu", "threads=1", "logger=none", f"hydra.run.dir={local}")
         assert alone.returncode == 0, alone.stderr[-2000:]
         assert result(job) == result(local)
     assert groups == {sweep.name} and len(ids) == 2
@@ -66,7 +66,7 @@ def test_slurm_sweep_runs_both_jobs_like_local_runs(cluster, tiny_root: Path, tm
 def test_a_requeued_job_resumes_by_itself(cluster, tiny_root: Path, tmp_path: Path) -> None:
     args = [f"data.root={tiny_root}", *TINY, "trainer.max_epochs=25", "callbacks.images.every_n_epochs=0", "seed=4"]
     whole = tmp_path / "whole"
-    assert run_cli("vaelab.train", *args, "trainer=cpu", "threads=1", "logger=none", f"hydra.run.dir={whole}").returncode == 0
+    assert train_in_process(*args, "trainer=cpu", "threads=1", "logger=none", f"hydra.run.dir={whole}").returncode == 0
 
     sweep = tmp_path / "requeued"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}

@@ -22,6 +22,12 @@ class RunInterrupted(UserError):
         )
 
 
+def no_checkpoint(path: object) -> UserError:
+    """The error for a ``ckpt_path`` that names no file: one wording for every entry point, checked
+    before torch is imported so that a mistyped path is answered at once."""
+    return UserError(f"ckpt_path={path} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")
+
+
 def signal_exit_code(signal_name: str) -> int:
     """The shell's exit status for a process a signal ended: 128 + its number (SIGINT 130, SIGTERM 143)."""
     import signal

@@ -29,7 +29,6 @@ def run(cfg: DictConfig) -> None:
     """Hydra task: write the files of one checkpoint; a user error is one line and exit 2."""
     from vaelab.runs.layout import SAMPLES
     from vaelab.runs.reading import require_checkpoint, run_dir_of
-    from vaelab.runs.trained import write_samples
 
     try:
         if cfg.split not in SPLITS:
@@ -37,6 +36,8 @@ def run(cfg: DictConfig) -> None:
         if int(cfg.n_samples) < 1 or int(cfg.grid_steps) < 1:
             raise UserError("n_samples and grid_steps must be integers >= 1 (e.g. n_samples=64 grid_steps=20)")
         ckpt = require_checkpoint(cfg.ckpt_path)
+        from vaelab.runs.trained import write_samples  # torch and Lightning: after the cheap checks
+
         out = Path(str(cfg.out)) if cfg.out else run_dir_of(ckpt) / SAMPLES
         check_output_dir(out, "out", folder=True)  # before any work: the folder can be made and written
         files = write_samples(ckpt, out, str(cfg.split), int(cfg.n_samples), int(cfg.grid_steps), int(cfg.seed), cfg.data_root)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vaelab.config import resolvers
 from vaelab.config.printing import print_config_tree
-from vaelab.config.validate import check_ddp_launch, check_overrides, exit_with, is_multirun, validate
+from vaelab.config.validate import check_overrides, exit_with, is_multirun, validate
 from vaelab.errors import RunInterrupted, UserError, warn
 from vaelab.runs import wandb_run
 from vaelab.runs.claim import claim, process_rank, write_hydra_record
@@ -68,7 +68,6 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
 
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
-    check_ddp_launch(cfg, is_multirun())
     configure_torch(cfg.get("threads"))
     if OmegaConf.select(cfg, "extras.ignore_warnings", default=False):
         silence_third_party_noise()

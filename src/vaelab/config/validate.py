@@ -17,16 +17,27 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from vaelab.errors import UserError
+from vaelab.errors import UserError, no_checkpoint
 from vaelab.paths import CONF_DIR
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`UserError` for the first config value that is out of range or of the wrong type
-    (the typed schema of :mod:`vaelab.config.schema`), then check the data root and ``ckpt_path``."""
+    (the typed schema of :mod:`vaelab.config.schema`), then check the data root, the DDP launch, the
+    network's class and ``ckpt_path``: a training job's config, before any work."""
     from vaelab.config.schema import check
 
     check(cfg)
+    # the data root first: its checks need numpy alone, the network's class below imports torch and
+    # Lightning (seconds), and a mistyped path should be answered at once
+    from vaelab.data.idx_files import DATASETS, check_data_root, check_mnist_raw, raw_dir
+
+    dataset = str(OmegaConf.select(cfg, "data.dataset", default="mnist"))
+    raw = raw_dir(check_data_root(str(cfg.data.root)), dataset)
+    files = DATASETS[dataset][1]
+    if all((raw / name).is_file() for name in files):
+        check_mnist_raw(raw, files)  # fail on a bad file now, before the heavy start-up
+    check_ddp_launch(cfg, is_multirun())
     net = OmegaConf.select(cfg, "model.net")
     if net is not None:
         from vaelab.vae.nets import net_class
@@ -36,13 +47,6 @@ def validate(cfg: DictConfig) -> None:
         except ValueError as exc:
             raise UserError(f"model.net={net} is invalid: {exc}; name a GaussianVAE subclass by import path, e.g. model=vae_conv") from None
     _check_steps_per_call(cfg)
-    from vaelab.data.idx_files import DATASETS, check_data_root, check_mnist_raw, raw_dir
-
-    dataset = str(OmegaConf.select(cfg, "data.dataset", default="mnist"))
-    raw = raw_dir(check_data_root(str(cfg.data.root)), dataset)
-    files = DATASETS[dataset][1]
-    if all((raw / name).is_file() for name in files):
-        check_mnist_raw(raw, files)  # fail on a bad file now, before the heavy start-up
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     if accelerator in ("gpu", "cuda"):
         import torch
@@ -51,7 +55,7 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(f"trainer.accelerator={accelerator} but no GPU is visible to this process: use trainer=cpu (or trainer.accelerator=auto)")
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
-        raise UserError(f"ckpt_path={ckpt} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")
+        raise no_checkpoint(ckpt)
 
 
 def _check_steps_per_call(cfg: DictConfig) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vaelab.errors import UserError
+from vaelab.errors import UserError, no_checkpoint
 from vaelab.runs.layout import CHECKPOINTS, METRICS, RUN_INFO, read_json
 
 # data settings that define what a model saw; read from the run so evaluation matches training
@@ -40,9 +40,11 @@ def require_checkpoint(ckpt_path: str | Path | None) -> Path:
     """Check that ``ckpt_path`` names a readable vaelab checkpoint (of any shape); return it resolved."""
     if ckpt_path in (None, "", "???"):
         raise UserError("ckpt_path is required: give a training checkpoint, e.g. ckpt_path=<run dir>/checkpoints/best-epoch039.ckpt")
+    path = Path(str(ckpt_path)).expanduser()
+    if not path.is_file():  # before importing torch: a mistyped path is answered in a second
+        raise no_checkpoint(path)
     from vaelab.training.checkpoint import check_checkpoint
 
-    path = Path(str(ckpt_path)).expanduser()
     check_checkpoint(path)
     return path.resolve()
 

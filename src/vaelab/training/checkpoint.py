@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from vaelab.errors import UserError
+from vaelab.errors import UserError, no_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -58,7 +58,7 @@ def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: li
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"ckpt_path={path} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")
+        raise no_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
