@@ -54,6 +54,7 @@ def run(mode: str, ckpt: str, root: str, devices: int, out: str, val_size: int) 
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
         lightning_log.setLevel(level)
+    Path(out).mkdir(parents=True, exist_ok=True)
     Path(out, f"{mode}_rank{trainer.global_rank}.json").write_text(json.dumps(result))
     return result
 

@@ -25,7 +25,6 @@ TINY_101 = [o for o in TINY if not o.startswith("data.val_size")] + ["data.val_s
 
 def worker(mode: str, ckpt: str, root: Path, devices: int, out: Path) -> list[dict]:
     """Run tests/ddp_worker.py; returns what each rank saw, by rank."""
-    out.mkdir(parents=True, exist_ok=True)
     env = {"PYTHONPATH": str(REPO / "src")}
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "ddp_worker.py"), mode, ckpt, str(root), str(devices), str(out), "101"],
@@ -65,7 +64,6 @@ def test_ddp_cli_trains_with_two_processes_in_one_run_dir(ddp_run: Path) -> None
 @pytest.mark.slow
 def test_validating_a_checkpoint_on_two_ranks_matches_one(ddp_run: Path, tiny_root: Path, tmp_path: Path) -> None:
     ckpt = json.loads((ddp_run / "metrics.json").read_text())["best_ckpt"]
-    (tmp_path / "one").mkdir()
     one = ddp_worker.run("validate", ckpt, str(tiny_root), 1, str(tmp_path / "one"), 101)  # one rank: in this process
     two = worker("validate", ckpt, tiny_root, 2, tmp_path / "two")
     assert two[0] == two[1], "ranks report different validation metrics"

@@ -73,10 +73,11 @@ def test_resume_refuses_other_settings(tiny_root: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_an_interrupted_sweep_resumes_to_the_uninterrupted_numbers(tiny_root: Path, tmp_path: Path) -> None:
-    sweep = ["-m", f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=6", "seed=1,2,3"]
+    run = [f"data.root={tiny_root}", *ARGS, "trainer.max_epochs=6"]
+    sweep = ["-m", *run, "seed=1,2,3"]
     whole = tmp_path / "whole"
     for job, seed in (("0", 1), ("1", 2), ("2", 3)):  # the uninterrupted jobs, as single runs in this process
-        assert train_in_process(*sweep[1:-1], f"seed={seed}", f"hydra.run.dir={whole / job}").returncode == 0
+        assert train_in_process(*run, f"seed={seed}", f"hydra.run.dir={whole / job}").returncode == 0
 
     cut = tmp_path / "cut"
     # job 1 has started training

@@ -37,7 +37,7 @@ def validate(cfg: DictConfig) -> None:
     files = DATASETS[dataset][1]
     if all((raw / name).is_file() for name in files):
         check_mnist_raw(raw, files)  # fail on a bad file now, before the heavy start-up
-    check_ddp_launch(cfg, is_multirun())
+    _check_ddp_launch(cfg, is_multirun())
     net = OmegaConf.select(cfg, "model.net")
     if net is not None:
         from vaelab.vae.nets import net_class
@@ -68,6 +68,20 @@ def _check_steps_per_call(cfg: DictConfig) -> None:
     if not getattr(get_class(str(target)), "takes_batch_lists", False):
         raise UserError(
             f"data.steps_per_call={per_call} needs the speed path's module (speed=fast); {target} takes one batch per call: set data.steps_per_call=1"
+        )
+
+
+def _check_ddp_launch(cfg: DictConfig, multirun: bool) -> None:
+    """Refuse Lightning's script-relaunching DDP inside a local multirun: it starts each extra
+    process by re-running the command line, and a ``-m`` command line would start the whole sweep
+    again in every process. Under SLURM the processes are SLURM's tasks and nothing is re-run."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    devices = cfg.trainer.get("devices", 1)
+    many = (isinstance(devices, int) and devices > 1) or int(cfg.trainer.get("num_nodes", 1) or 1) > 1
+    if strategy == "ddp" and many and multirun and "SLURM_NTASKS" not in os.environ:
+        raise UserError(
+            "trainer=ddp in a local multirun (-m): Lightning re-runs the command for each extra process, which would "
+            "re-run the sweep; run DDP jobs without -m, or sweep with hydra/launcher=submitit_slurm (SLURM starts the processes)"
         )
 
 
@@ -179,20 +193,6 @@ def _exit(message: str, code: int = 2) -> None:
 def exit_with(error: UserError, code: int = 2) -> None:
     """Print a user error as one line on stderr and exit non-zero."""
     _exit(str(error), code)
-
-
-def check_ddp_launch(cfg: DictConfig, multirun: bool) -> None:
-    """Refuse Lightning's script-relaunching DDP inside a local multirun: it starts each extra
-    process by re-running the command line, and a ``-m`` command line would start the whole sweep
-    again in every process. Under SLURM the processes are SLURM's tasks and nothing is re-run."""
-    strategy = str(cfg.trainer.get("strategy", "auto"))
-    devices = cfg.trainer.get("devices", 1)
-    many = (isinstance(devices, int) and devices > 1) or int(cfg.trainer.get("num_nodes", 1) or 1) > 1
-    if strategy == "ddp" and many and multirun and "SLURM_NTASKS" not in os.environ:
-        raise UserError(
-            "trainer=ddp in a local multirun (-m): Lightning re-runs the command for each extra process, which would "
-            "re-run the sweep; run DDP jobs without -m, or sweep with hydra/launcher=submitit_slurm (SLURM starts the processes)"
-        )
 
 
 def is_multirun() -> bool:
