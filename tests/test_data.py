@@ -1,7 +1,6 @@
 """The data module on tiny idx files, read through torchvision's real MNIST path."""
 
 from pathlib import Path
-from urllib.error import URLError
 
 import pytest
 import torch
@@ -84,23 +83,21 @@ def test_missing_files_without_download(tmp_path):
         MNISTDataModule(str(tmp_path), download=False).prepare_data()
 
 
-def test_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):
-    from torchvision.datasets import MNIST
-
-    def offline(self):
-        raise URLError("no network")
-
-    monkeypatch.setattr(MNIST, "download", offline)
+def test_failed_download_says_where_to_put_the_files(tmp_path):
+    # port 9 on the loopback: nothing listens, the connection is refused at once
     with pytest.raises(UserError) as err:
-        MNISTDataModule(str(tmp_path), download=True).prepare_data()
+        MNISTDataModule(str(tmp_path), download=True, mirror="http://127.0.0.1:9/").prepare_data()
     message = str(err.value)
-    assert "download failed" in message and str(tmp_path / "MNIST" / "raw") in message
+    assert "download failed" in message and "Connection refused" in message and str(tmp_path / "MNIST" / "raw") in message
     assert "\n" not in message
+    assert list((tmp_path / "MNIST" / "raw").iterdir()) == []  # nothing half-written
 
 
 def test_missing_root(tmp_path):
+    # a fresh folder is made; a missing parent is a mistyped path, refused
     with pytest.raises(UserError, match="does not exist"):
-        MNISTDataModule(str(tmp_path / "nope")).prepare_data()
+        MNISTDataModule(str(tmp_path / "nope" / "deeper")).prepare_data()
+    assert not (tmp_path / "nope").exists()
 
 
 def test_tiny_files_round_trip_through_torchvision(tmp_path):

@@ -63,6 +63,9 @@ class DataSchema(_Section):
     steps_per_call: PositiveInt | None = rule("an integer >= 1", "data.steps_per_call=8")
     split_seed: StrictInt | None = rule("an integer", "data.split_seed=1234")
     binarize: _choices(BINARIZE_MODES) | None = rule(f"one of {', '.join(BINARIZE_MODES)}", "data.binarize=none")
+    mirror: Annotated[str, Field(pattern=r"^(https?|file)://")] | None = rule(
+        "null or a URL prefix (http://, https:// or file://) holding the four <file>.gz", "data.mirror=https://ossci-datasets.s3.amazonaws.com/mnist/"
+    )
 
 
 class TrainerSchema(_Section):

@@ -30,13 +30,11 @@ def validate(cfg: DictConfig) -> None:
     check(cfg)
     # the data root first: its checks need numpy alone, the network's class below imports torch and
     # Lightning (seconds), and a mistyped path should be answered at once
-    from vaelab.data.idx_files import DATASETS, check_data_root, check_mnist_raw, raw_dir
+    # (downloaded there once when missing: before the run dir is made, so a failed download leaves none)
+    from vaelab.data.fetch import ensure_data
 
-    dataset = str(OmegaConf.select(cfg, "data.dataset", default="mnist"))
-    raw = raw_dir(check_data_root(str(cfg.data.root)), dataset)
-    files = DATASETS[dataset][1]
-    if all((raw / name).is_file() for name in files):
-        check_mnist_raw(raw, files)  # fail on a bad file now, before the heavy start-up
+    data = cfg.data
+    ensure_data(str(data.root), bool(data.get("download", True)), str(data.get("dataset", "mnist")), data.get("mirror"))
     _check_ddp_launch(cfg, is_multirun())
     net = OmegaConf.select(cfg, "model.net")
     if net is not None:

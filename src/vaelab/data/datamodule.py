@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from vaelab.data.choices import BINARIZE_MODES, Binarize  # noqa: F401  (re-exported: one definition)
-from vaelab.data.datasets import ensure_data, read_split
+from vaelab.data.datasets import read_split
+from vaelab.data.fetch import ensure_data
 from vaelab.data.idx_files import DATASETS
 from vaelab.errors import UserError
 
@@ -129,7 +130,9 @@ class MNISTDataModule(pl.LightningDataModule):
         split_seed: seeds the held-out split, the one-time binarisation of validation/test
             images and the fixed evaluation noise; fixed by default so every run shares one split.
         seed: the run seed; with the epoch it fixes the batch order and dynamic binarisation.
-        download: try to download the files when they are missing.
+        download: try to download the files when they are missing (:mod:`vaelab.data.fetch`).
+        mirror: the URL prefix the files are downloaded from (``<mirror>/<file>.gz``); None:
+            torchvision's mirrors.
         binarize: ``none`` (grey levels in [0, 1]), ``dynamic`` (fresh Bernoulli draw of each
             training image every epoch; validation/test binarised once) or ``static`` (every split
             binarised once).
@@ -154,6 +157,7 @@ class MNISTDataModule(pl.LightningDataModule):
         on_device: bool = True,
         steps_per_call: int = 1,
         dataset: str = "mnist",
+        mirror: str | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root).expanduser().resolve()
@@ -163,6 +167,7 @@ class MNISTDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.seed = seed
         self.download = download
+        self.mirror = mirror
         self.binarize = binarize
         self.on_device = on_device
         self.steps_per_call = steps_per_call
@@ -176,7 +181,7 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download and check the files (Lightning calls this on rank 0 only)."""
-        ensure_data(self.root, download=self.download, dataset=self.dataset)
+        ensure_data(self.root, download=self.download, dataset=self.dataset, mirror=self.mirror)
         self._checked = True
 
     def setup(self, stage: str | None = None) -> None:
@@ -184,7 +189,7 @@ class MNISTDataModule(pl.LightningDataModule):
         if self.splits:
             return
         if not self._checked:
-            ensure_data(self.root, download=self.download, dataset=self.dataset)
+            ensure_data(self.root, download=self.download, dataset=self.dataset, mirror=self.mirror)
             self._checked = True
         train_u8, train_y = read_split(self.root, train=True, dataset=self.dataset)
         test_u8, test_y = read_split(self.root, train=False, dataset=self.dataset)

@@ -47,17 +47,27 @@ def raw_dir(root: str | Path, dataset: str) -> Path:
     return Path(root) / DATASETS[dataset][0] / "raw"
 
 
-def check_data_root(root: str | Path) -> Path:
-    """``root`` resolved, or a :class:`UserError` saying how to point ``data.root`` at MNIST."""
+def check_data_root(root: str | Path, create: bool = False) -> Path:
+    """``root`` resolved, or a :class:`UserError` saying how to point ``data.root`` at MNIST.
+
+    ``create``: make ``root`` when it is missing and its parent exists (a fresh folder to download
+    into, such as the default ``<repo>/data``); a missing parent means a mistyped path, refused."""
     path = Path(root).expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise UserError(
             f"data.root={path} is a file, not a folder: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ (FashionMNIST/raw/)"
         )
+    if not path.is_dir() and create and path.parent.is_dir():
+        try:
+            path.mkdir()
+        except FileExistsError:  # another job made it a moment ago
+            pass
+        except OSError as exc:
+            raise UserError(f"data.root={path} does not exist and cannot be created ({exc.strerror}): set data.root=<a writable dir>") from None
     if not path.is_dir():
         raise UserError(
-            f"data.root={path} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ (FashionMNIST/raw/) "
-            "(e.g. VAELAB_DATA_ROOT=../shared/data), or create it to let vaelab download MNIST there"
+            f"data.root={path} does not exist: set data.root=<dir> or VAELAB_DATA_ROOT to the folder that holds MNIST/raw/ (FashionMNIST/raw/), "
+            "or to a new folder inside an existing one to let vaelab download MNIST there"
         )
     return path
 

@@ -121,7 +121,7 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 # config keys that say where or how a job ran, not what it computed (prefix match): never row keys
 NOT_SETTINGS = (
-    "seed", "model.seed", "data.seed", "data.root", "data.download", "data.on_device", "paths.", "hydra.", "logger.", "tags", "print_config",
+    "seed", "model.seed", "data.seed", "data.root", "data.download", "data.mirror", "data.on_device", "paths.", "hydra.", "logger.", "tags", "print_config",
     "resume", "threads", "extras.", "trainer.default_root_dir", "trainer.enable_progress_bar", "callbacks.model_checkpoint.dirpath",
     "callbacks.last_checkpoint.dirpath", "callbacks.images.out_dir", "callbacks.progress.label", "callbacks.progress_bar.label",
 )  # fmt: skip
