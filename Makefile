@@ -49,10 +49,15 @@ format: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) bench/benchmark.py
 
-## notebook: execute notebooks/latent_space.ipynb on the run dir RUN=<dir> and render it, outputs included, into docs/notebook/
-notebook: $(STAMP)
+## notebook: execute notebooks/latent_space.ipynb on the run dir RUN=<dir> and render it, outputs included, into OUT
+##           (default outputs/notebook, which git ignores; OUT=docs/notebook updates the committed rendering), with the
+##           active environment's Python (VIRTUAL_ENV or CONDA_PREFIX) when there is one, else .venv
+ACTIVE_ENV := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX))
+NB_PY      := $(if $(ACTIVE_ENV),$(ACTIVE_ENV)/bin/python,$(PY))
+OUT        ?= outputs/notebook
+notebook: $(if $(ACTIVE_ENV),,$(STAMP))
 	@test -n "$(RUN)" || { echo "error: give the run dir: make notebook RUN=<run dir>" >&2; exit 2; }
-	VAELAB_RUN_DIR=$(RUN) MPLBACKEND=module://matplotlib_inline.backend_inline $(PY) -m jupyter nbconvert --to markdown --execute notebooks/latent_space.ipynb --output-dir docs/notebook
+	VAELAB_RUN_DIR=$(RUN) MPLBACKEND=module://matplotlib_inline.backend_inline $(NB_PY) -m jupyter nbconvert --to markdown --execute notebooks/latent_space.ipynb --output-dir $(OUT)
 
 clean-venv:
 	rm -rf $(VENV)

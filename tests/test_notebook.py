@@ -37,3 +37,16 @@ def test_notebook_executes(tiny_root: Path, tmp_path: Path, monkeypatch: pytest.
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     # loss curves, reconstructions, latent line/plane, traversals
     assert len(pngs) == 4, [o.output_type for o in outputs]
+
+
+def test_make_notebook_uses_the_active_environment_and_writes_where_git_stays_clean() -> None:
+    import subprocess
+
+    dry = subprocess.run(["make", "-n", "notebook", "RUN=/r", "VIRTUAL_ENV=/opt/env"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "/opt/env/bin/python -m jupyter nbconvert" in dry.stdout and "--output-dir outputs/notebook" in dry.stdout
+    assert ".venv" not in dry.stdout  # no .venv built or used inside an active environment
+    assert subprocess.run(["git", "check-ignore", "-q", "outputs/notebook/latent_space.md"], cwd=REPO).returncode == 0
+    asked = subprocess.run(
+        ["make", "-n", "notebook", "RUN=/r", "VIRTUAL_ENV=/opt/env", "OUT=docs/notebook"], cwd=REPO, capture_output=True, text=True
+    )
+    assert "--output-dir docs/notebook" in asked.stdout

@@ -4,7 +4,8 @@
   released by the OS even on SIGKILL): a second run into it stops with one line.
 - A run dir that already holds a run is only continued with ``resume=true``, and only with the
   same settings: every key that shapes the numbers must match what ``run_info.json`` recorded.
-- In a multirun resumed with ``resume=true``, a finished job is kept as it is, an interrupted one
+- Resumed with ``resume=true``, a finished run or job is kept as it is (a single run stopped at its
+  epoch cap trains on when the command raises ``trainer.max_epochs``); in a multirun an interrupted one
   continues from its ``last.ckpt``, and one that never started (or failed before its first
   checkpoint) starts fresh. A single run killed before its first checkpoint also starts over with
   ``resume=true``: a user resumes every interrupted run the same way.
@@ -155,7 +156,7 @@ def _decide(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool)
             )
         return "fresh"
     if status == COMPLETED and (out_dir / METRICS).is_file():
-        return "keep" if multirun else "resume"
+        return "resume" if not multirun and _trains_further(out_dir, config) else "keep"
     if last.is_file():
         return "resume"
     if multirun:
@@ -164,6 +165,15 @@ def _decide(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool)
         print(f"{out_dir} was stopped (status {status}) before its first checkpoint: starting it from epoch 1", flush=True)
         return "fresh"
     raise UserError(f"resume=true but {last} does not exist: pass {key}=<the run dir to resume> (or hydra.sweep.dir for a multirun)")
+
+
+def _trains_further(out_dir: Path, config: dict[str, Any]) -> bool:
+    """Whether ``resume=true`` on a finished single run has epochs to train: it stopped at its cap
+    and this command raises ``trainer.max_epochs``. Otherwise the run is kept as it is (no new test,
+    no new W&B run), as a finished job of a resumed sweep is."""
+    done = read_json(out_dir / METRICS)
+    cap = _select(config, "trainer.max_epochs")
+    return done.get("stop_reason") == "max_epochs" and cap is not None and int(cap) > int(done.get("epochs") or 0)
 
 
 def write_hydra_record(out_dir: Path, cfg: Any) -> None:

@@ -87,6 +87,9 @@ def ignore_known_warnings() -> None:
     # our conf/hydra/launcher/*.yaml set the plugins' defaults for this project and are still checked
     # against the plugins' schemas of the same name; Hydra 1.3 warns about that on every run
     warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
+    # vaelab's claim (vaelab.runs.claim) refuses a run dir that holds another run, so checkpoints/ is
+    # only non-empty when vaelab resumes there on purpose; Lightning warns about it on every resume
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def silence_third_party_noise() -> None:
