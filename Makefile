@@ -4,12 +4,21 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: notebook run test test-fast lint format reproduce reproduce-literature benchmark clean-venv
+.PHONY: lock notebook run test test-fast lint format reproduce reproduce-literature benchmark clean-venv
 
-$(STAMP): pyproject.toml
+LOCK   := requirements.lock
+
+# the exact environment of the committed results (requirements.lock), then vaelab itself on top
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e ".[dev]"
+	touch $(STAMP)
+
+## lock: write requirements.lock from .venv (after `.venv/bin/pip install 'X==V'` and `make test`; header kept)
+lock: $(STAMP)
+	{ sed -n '/^#/p' $(LOCK); $(PY) -m pip freeze --exclude-editable | grep -v '^vaelab=='; } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
 	touch $(STAMP)
 
 ## run: the paper experiment, latent dims 1 and 2, as one multirun

@@ -39,8 +39,10 @@ def test_wheel_installs_and_trains_from_another_folder(tiny_root: Path, tmp_path
     elsewhere.mkdir()
     # the installed copy first on the path, ahead of the checkout's editable install
     env = {**os.environ, "PYTHONPATH": str(site), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    where = subprocess.run([sys.executable, "-c", "import vaelab; print(vaelab.__file__)"], cwd=elsewhere, env=env, capture_output=True, text=True)
-    assert where.stdout.strip() == str(site / "vaelab" / "__init__.py")
+    where = subprocess.run(
+        [sys.executable, "-c", "import vaelab; print(vaelab.__file__, vaelab.__version__)"], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
+    assert where.stdout.split() == [str(site / "vaelab" / "__init__.py"), "0.1.0"]  # the version from the wheel's metadata
     proc = subprocess.run([sys.executable, "-m", "vaelab.train", "debug=fast_dev_run", f"data.root={tiny_root}", *TINY, "logger=none"],
                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

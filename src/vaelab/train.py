@@ -61,7 +61,7 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ProgressBar, Timer
 
-    from vaelab.runs.provenance import provenance
+    from vaelab.runs.provenance import environment, provenance
     from vaelab.training.callbacks import stop_reason
     from vaelab.training.checkpoint import AtomicCheckpointIO, RunDirRelocation, check_checkpoint, remove_stale_best
     from vaelab.training.runtime import configure_torch, silence_third_party_noise
@@ -104,7 +104,8 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
 
     info = provenance()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    write_json(out_dir / RUN_INFO, {"config": resolved, **info, **({"init_from": init_from} if init_from else {})})
+    env = {"environment": environment()}  # every installed package: run_info.json only, not the loggers' configs
+    write_json(out_dir / RUN_INFO, {"config": resolved, **info, **env, **({"init_from": init_from} if init_from else {})})
     for logger in loggers:
         logger.log_hyperparams({**resolved, "provenance": info})
 

@@ -1,14 +1,19 @@
-"""Where a number came from: git commit, dirty work tree, package versions, machine."""
+"""Where a number came from: git commit, dirty work tree, package versions, the whole installed
+environment beside the lock file, machine."""
 
 from __future__ import annotations
 
+import hashlib
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 from vaelab.paths import checkout_root
 
+# the lock file of the committed results' environment, at the top of a checkout (`make` installs it)
+LOCK_FILE = "requirements.lock"
 PACKAGES = ("vaelab", "torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf", "wandb")
 
 
@@ -44,6 +49,32 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def _canonical(name: str) -> str:
+    """A distribution's name as pip compares them (PEP 503): ``PyYAML`` and ``pyyaml`` are one."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_distributions() -> dict[str, str]:
+    """Every distribution installed in this interpreter, by canonical name: the environment a run saw."""
+    return dict(sorted((_canonical(d.metadata["Name"]), d.version) for d in metadata.distributions() if d.metadata["Name"]))
+
+
+def environment() -> dict[str, object]:
+    """The whole environment (:func:`installed_distributions`) and how it stands to the checkout's
+    lock file: its SHA-256 and each locked package installed at another version or missing
+    (``{name: [locked, installed]}``; empty when the run's environment is the lock's). Outside a
+    checkout (a wheel install) there is no lock: ``lock_sha256`` is None."""
+    installed = installed_distributions()
+    root = checkout_root()
+    lock = root / LOCK_FILE if root is not None else None
+    if lock is None or not lock.is_file():
+        return {"packages": installed, "lock_sha256": None, "lock_differences": None}
+    text = lock.read_text()
+    locked = dict(line.split("==", 1) for line in text.splitlines() if "==" in line and not line.startswith("#"))
+    differences = {name: [version, installed.get(_canonical(name))] for name, version in locked.items() if installed.get(_canonical(name)) != version}
+    return {"packages": installed, "lock_sha256": hashlib.sha256(text.encode()).hexdigest(), "lock_differences": differences}
 
 
 def machine() -> str:
