@@ -23,6 +23,7 @@ from vaelab.config import resolvers
 from vaelab.config.printing import print_config_tree
 from vaelab.config.validate import check_overrides, exit_with, is_multirun, validate
 from vaelab.errors import RunInterrupted, UserError, warn
+from vaelab.joblog import say
 from vaelab.runs import wandb_run
 from vaelab.runs.claim import claim, process_rank, write_hydra_record
 from vaelab.runs.layout import (
@@ -40,7 +41,7 @@ from vaelab.runs.layout import (
     read_json,
     write_json,
 )
-from vaelab.runs.loggers import instantiate_logger
+from vaelab.runs.loggers import instantiate_logger, log_hparams_session
 from vaelab.runs.reading import init_weights
 from vaelab.runs.signals import JobSignals
 from vaelab.runs.sweep import describe_job, end_stopped_sweep, in_sweep_process, job_process, record_refusal, sweep_collects_interrupts
@@ -106,8 +107,9 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
     resolved = OmegaConf.to_container(cfg, resolve=True)
     env = {"environment": environment()}  # every installed package: run_info.json only, not the loggers' configs
     write_json(out_dir / RUN_INFO, {"config": resolved, **info, **env, **({"init_from": init_from} if init_from else {})})
+    settings = {**resolved, "provenance": info}
     for logger in loggers:
-        logger.log_hyperparams({**resolved, "provenance": info})
+        logger.log_hyperparams(settings)
 
     if signals is not None:
         signals.check()  # a signal while the run was set up: stop before the fit
@@ -160,10 +162,9 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
         summary = {"val/loss_best": val_min, "val/loss_min_epoch": val_epoch, "test/loss": metrics.test_loss, "test/nelbo": metrics.test_nelbo,
                    "stop_reason": reason, "epochs": len(history)}  # fmt: skip
         update_summary(loggers, summary, interrupted=bool(signal_name))
-        print(
-            f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}",
-            flush=True,
-        )
+        if not signal_name:
+            log_hparams_session(loggers, settings, val_min, val_epoch)
+        say(f"stopped: {reason} after {len(history)} epoch(s) (cap {cfg.trainer.max_epochs}); minimal val/loss {val_min:.4f} at epoch {val_epoch}")
     if signal_name:
         raise RunInterrupted(signal_name, out_dir)
     return metrics
@@ -233,7 +234,7 @@ def _job(cfg: DictConfig, signals: JobSignals) -> float | None:
         failed = False
         _write_status(status, {"status": COMPLETED})
         if not is_multirun() and process_rank() == 0:  # a multirun's summary prints this for every job
-            print(describe_job(out_dir, prefix="run: "), flush=True)
+            say(describe_job(out_dir, prefix="run: "))
         # the sweepers' objective; a diverged run (no finite validation loss) counts as failed, like
         # a crashed one: None makes the Optuna sweeper record a FAIL trial and go on (NaN would stop it)
         best = float(getattr(metrics, str(cfg.get("optimized_metric") or "val_loss_min")))

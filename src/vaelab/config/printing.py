@@ -7,10 +7,13 @@ text in a log file). The groups a reader checks first come first.
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import TextIO
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from vaelab.joblog import to_log_file
 
 # groups in the order a reader checks them; any other key follows in the config's own order
 ORDER = ("data", "model", "trainer", "callbacks", "logger", "paths")
@@ -18,7 +21,7 @@ ORDER = ("data", "model", "trainer", "callbacks", "logger", "paths")
 
 def print_config_tree(cfg: DictConfig, file: TextIO | None = None) -> None:
     """Print ``cfg`` (resolved) as a tree: one branch per group, its YAML beneath; plain keys
-    (seed, tags, ...) as ``key: value`` leaves."""
+    (seed, tags, ...) as ``key: value`` leaves. The job's log file (train.log) gets it too."""
     from rich.console import Console
     from rich.syntax import Syntax
     from rich.tree import Tree
@@ -33,3 +36,6 @@ def print_config_tree(cfg: DictConfig, file: TextIO | None = None) -> None:
         else:
             tree.add(OmegaConf.to_yaml({str(key): node}).strip())  # YAML spelling: true, null
     Console(file=file or sys.stdout, soft_wrap=True).print(tree)
+    plain = io.StringIO()  # the job's log file gets the same tree, without a terminal's colours
+    Console(file=plain, soft_wrap=True, no_color=True, force_terminal=False, width=200).print(tree)
+    to_log_file(plain.getvalue().rstrip())

@@ -3,7 +3,9 @@ logger whose package is missing reported as one line."""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,17 @@ def instantiate_logger(name: str, node: DictConfig, out_dir: Path) -> Any:
         raise UserError(
             f"logger={name} cannot start: {text.strip().splitlines()[-1]}; install its package (pip install {name}) or choose logger=csv or logger=none"
         ) from None
+
+
+def log_hparams_session(loggers: Iterable[Any], settings: dict[str, Any], best: float, epoch: int) -> None:
+    """TensorBoard's HParams tab: the run's settings beside its ``val/loss_best``.
+
+    Lightning writes TensorBoard's HParams session only when ``log_hyperparams`` is given metrics,
+    and the minimum is known at the end: so the session is written then, with the minimum logged at
+    its own epoch, where the ``val/loss_best`` curve already holds that value. Other loggers got the
+    settings at the start."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger) and math.isfinite(best):
+            logger.log_hyperparams(settings, metrics={"val/loss_best": best}, step=epoch)

@@ -17,6 +17,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from vaelab.errors import warn
+from vaelab.joblog import say, to_log_file
 from vaelab.training.module import DEFAULT_NET
 
 
@@ -40,8 +41,9 @@ def epoch_status(trainer: pl.Trainer, pl_module: pl.LightningModule, label: str,
 
 
 class EpochProgress(pl.Callback):
-    """Print one line per epoch, where no progress bar runs (a log file, a cluster or a parallel
-    job's output): which run, epoch (cap), patience, train and validation loss, time.
+    """One line per epoch, printed where no progress bar runs (a log file, a cluster or a parallel
+    job's output) and always written to the job's log file (train.log): which run, epoch (cap),
+    patience, train and validation loss, time.
 
     Args:
         label: names the run in the lines (``ld=2 seed=0 kl=paper``).
@@ -57,12 +59,17 @@ class EpochProgress(pl.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", [])
-        if trainer.progress_bar_callback is not None or not history or history[-1]["epoch"] != trainer.current_epoch + 1:
+        if not history or history[-1]["epoch"] != trainer.current_epoch + 1:
             return
         row = history[-1]
         parts = [f"{k}={row[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in row]
         status = epoch_status(trainer, pl_module, self.label, int(row["epoch"]))
-        print(f"{status} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)", flush=True)
+        line = f"{status} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)"
+        # the log file gets the line always; the console only where no bar shows the epoch
+        if trainer.progress_bar_callback is None:
+            say(line)
+        else:
+            to_log_file(line)
 
 
 class EpochBar(TQDMProgressBar):
