@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
@@ -32,7 +33,8 @@ class Curve:
     val_loss: Sequence[float]  # nats per image
     color: str | None = None
     linestyle: str = "-"
-    train_loss: Sequence[float] | None = None  # drawn thin and dashed in the same colour
+    marker: str | None = None  # e.g. one per seed, so runs of one colour family stay apart
+    train_loss: Sequence[float] | None = None  # drawn thin and light in the same colour
 
 
 def _image_row(images: np.ndarray) -> np.ndarray:
@@ -53,8 +55,9 @@ def decode_means(vae: torch.nn.Module, c: np.ndarray) -> np.ndarray:
 
 
 def loss_curves(curves: Sequence[Curve], title: str = "validation loss", zoom: bool = True) -> Figure:
-    """Top row: the whole curves, one panel per latent dim, one line per run (validation solid,
-    training thin and dashed), each run's validation minimum marked with a dot, so the U (fall,
+    """Top row: the whole curves, one panel per latent dim, one line per run (validation, with the
+    run's marker; training thin and light in the same colour), each run's validation minimum marked
+    with a white dot, so the U (fall,
     minimum, rise as the decoder overfits) shows. With ``zoom``, a second row zooms on the minima:
     from a little before the earliest minimum to the last epoch, and a few nats above them.
     The top row's y axis starts at the 3rd epoch's values, so the first epochs do not flatten it."""
@@ -68,12 +71,13 @@ def loss_curves(curves: Sequence[Curve], title: str = "validation loss", zoom: b
         for ax in grid[:, col]:
             for c in mine:
                 y = np.asarray(c.val_loss, dtype=float)
-                (line,) = ax.plot(c.epochs, y, c.linestyle, color=c.color, label=c.label, lw=1.2)
+                every = max(1, len(y) // 8)  # a few markers per curve, not one per epoch
+                (line,) = ax.plot(c.epochs, y, c.linestyle, color=c.color, label=c.label, lw=1.2, marker=c.marker, markevery=every, ms=3.5)
                 if c.train_loss is not None:
-                    ax.plot(c.epochs, np.asarray(c.train_loss, dtype=float), "--", color=line.get_color(), lw=0.7, alpha=0.6)
+                    ax.plot(c.epochs, np.asarray(c.train_loss, dtype=float), "-", color=line.get_color(), lw=0.8, alpha=0.3)
                 if np.isfinite(y).any():
                     i = int(np.nanargmin(y))
-                    ax.plot(c.epochs[i], y[i], "o", color=line.get_color(), ms=4)
+                    ax.plot(c.epochs[i], y[i], "o", mfc="white", mec=line.get_color(), mew=1.2, ms=5)
                     if ax is grid[0, col]:
                         tops.append(y[min(2, len(y) - 1)])  # from the 3rd epoch on: the plateau stays readable
                         bests.append((c.epochs[i], y[i]))
@@ -86,9 +90,11 @@ def loss_curves(curves: Sequence[Curve], title: str = "validation loss", zoom: b
         if tops and np.isfinite(tops).all() and max(tops) > floor:
             pad = 0.05 * (max(tops) - floor)
             grid[0, col].set_ylim(floor - pad, max(tops) + pad)
-        note = ", training dashed" if any(c.train_loss is not None for c in mine) else ""
-        grid[0, col].set_title(f"latent dim {d}: whole run (dot: minimum{note})")
-        grid[0, col].legend(fontsize=7)
+        trained = any(c.train_loss is not None for c in mine)
+        grid[0, col].set_title(f"latent dim {d}: whole run (white dot: minimum)")
+        handles, _ = grid[0, col].get_legend_handles_labels()
+        key = [Line2D([], [], color="0.3", lw=1.2, label="validation")] + ([Line2D([], [], color="0.3", lw=0.8, alpha=0.3, label="training (light)")] if trained else [])
+        grid[0, col].legend(handles=handles + key, fontsize=7)
         if zoom and bests:
             first = min(e for e, _ in bests)
             last = max((c.epochs[-1] for c in mine if len(c.epochs)), default=first)

@@ -14,13 +14,24 @@ from vaelab.report.tables import KL_ORDER
 
 
 def _curves(jobs: Sequence[Job]):
+    from matplotlib.colors import to_hex, to_rgb
+
     from vaelab.report.figures import Curve
 
     palette = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
-    styles = ["-", "--", ":", "-."]
+    # a row's seeds: shades of the row's colour (darkest first) and a marker each; solid lines all,
+    # so no seed reads as the light training curve drawn beside each validation curve
+    markers = ["o", "s", "^", "D", "v", "P"]
     curves = []
     done = sorted((j for j in jobs if j.ok), key=lambda j: (j.family, KL_ORDER.get(str(j.kl), 9), j.seed or 0))
     colors = {label: palette[i % len(palette)] for i, label in enumerate(dict.fromkeys(j.label for j in done))}
+    seeds = {label: sorted({j.seed or 0 for j in done if j.label == label}) for label in colors}
+
+    def shade(label: str, seed: int) -> str:
+        rank, n = seeds[label].index(seed), len(seeds[label])
+        mix = 0.55 * rank / max(n - 1, 1)  # 0 (the row's colour) .. 0.55 of the way to white
+        return to_hex(tuple(c + (1 - c) * mix for c in to_rgb(colors[label])))
+
     for j in done:
         hist = j.metrics.get("history", [])
         curves.append(
@@ -30,8 +41,8 @@ def _curves(jobs: Sequence[Job]):
                 epochs=[int(h["epoch"]) for h in hist],
                 val_loss=[float(h["val/loss"]) for h in hist],
                 train_loss=[float(h.get("train/loss", math.nan)) for h in hist],
-                color=colors[j.label],
-                linestyle=styles[(j.seed or 0) % len(styles)],
+                color=shade(j.label, j.seed or 0),
+                marker=markers[seeds[j.label].index(j.seed or 0) % len(markers)],
             )
         )
     return curves
