@@ -36,7 +36,7 @@ reproduce: $(STAMP)
 reproduce-literature: $(STAMP)
 	PYTHON=$(PY) scripts/reproduce.sh literature $(ARGS)
 
-## test: lint, then the whole test suite (two worker processes: most tests are single-threaded subprocess runs)
+## test: lint, then the whole test suite (two pytest-xdist workers, one torch thread each: tests/conftest.py)
 test: lint
 	$(PY) -m pytest -q -n 2 --dist worksteal tests
 

@@ -6,7 +6,7 @@ training/  LightningModule, callbacks, ...   uses vae/ and data/; no Hydra, no r
 runs/      run dir files, provenance, W&B    on top of training
 report/    tables, figures, W&B              on top of runs
 config/    config location, resolvers, checks
-train.py, evaluate.py, report/__main__.py    entry points: never import each other
+train.py, evaluate.py, sample.py, report/__main__.py    entry points: never import each other
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "vaelab"
-ENTRY_POINTS = {"vaelab.train", "vaelab.evaluate", "vaelab.report.__main__"}
+ENTRY_POINTS = {"vaelab.train", "vaelab.evaluate", "vaelab.sample", "vaelab.report.__main__"}
 FRAMEWORKS = ("pytorch_lightning", "lightning", "torchmetrics", "hydra", "omegaconf", "wandb")
 # layer -> modules/packages it must not import (prefix match)
 FORBIDDEN = {

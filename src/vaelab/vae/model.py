@@ -4,8 +4,8 @@ Encoder: image (784 pixels in [0, 1]) -> hidden ReLU layers -> ``m`` and ``σ`` 
 Decoder: latent ``c`` -> mirrored hidden layers -> 784 Bernoulli logits.
 
 :class:`GaussianVAE` holds what every architecture shares (eq. 2, the σ clamp, sampling); an
-architecture only builds ``encoder`` and ``decoder`` (:mod:`vaelab.vae.conv` is the other one, and
-:mod:`vaelab.vae.archs` lists them).
+architecture only builds ``encoder`` and ``decoder`` (:mod:`vaelab.vae.conv` is the other one;
+:mod:`vaelab.vae.nets` finds one by its import path, ``model.net``).
 """
 
 from __future__ import annotations
