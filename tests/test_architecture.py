@@ -24,7 +24,7 @@ FORBIDDEN = {
     "vaelab.training": ("hydra", "omegaconf", "wandb", "vaelab.runs", "vaelab.report", "vaelab.config", *ENTRY_POINTS),
     "vaelab.runs": ("vaelab.report", *ENTRY_POINTS),
     "vaelab.report": ("vaelab.train", "vaelab.evaluate"),
-    "vaelab.config": ("vaelab.runs", "vaelab.report", *ENTRY_POINTS),
+    "vaelab.config": ("vaelab.training", "vaelab.runs", "vaelab.report", *ENTRY_POINTS),
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 
 import wandb_reader
 from conftest import REPO, TINY, run_cli, train_in_process
-from vaelab.training.runtime import usable_cores
+from vaelab.config.resolvers import usable_cores
 
 SWEEP = ["model.latent_dim=1,2", "logger=wandb", "callbacks.images.every_n_epochs=0"]
 

@@ -7,7 +7,8 @@ import os
 import pytest
 import torch
 
-from vaelab.training.runtime import configure_torch, job_threads, nvml_loadable, usable_cores
+from vaelab.config.resolvers import job_threads, usable_cores
+from vaelab.training.runtime import configure_torch, nvml_loadable
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"

@@ -1,7 +1,7 @@
 """vaelab's SLURM launcher: the submitit plugin's ``SlurmLauncher``, with
 
 - an sbatch refusal as one ``error:`` line naming the ``hydra.launcher.*`` key to change (exit 2,
-  no job submitted; the logic is in :mod:`vaelab.config.sbatch`);
+  no job submitted; the logic is in :mod:`hydra_plugins.vaelab_launcher.sbatch`);
 - a job that left the queue without a result (``scancel``, a node failure) noticed even where the
   cluster keeps no accounting: submitit reads job states from ``sacct`` only, and where ``sacct``
   fails it waits for such a job forever, warning "Bypassing sacct error" every few minutes. Here
@@ -24,7 +24,7 @@ from typing import Any
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as _PluginSlurmLauncher
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from vaelab.config.sbatch import is_refusal, quiet_sbatch, refusal_error
+from hydra_plugins.vaelab_launcher.sbatch import is_refusal, quiet_sbatch, refusal_error
 from vaelab.config.validate import exit_with
 from vaelab.errors import warn
 

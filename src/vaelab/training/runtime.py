@@ -42,33 +42,6 @@ def configure_torch(threads: int | None = None) -> None:
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, which SLURM and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def job_threads(launcher: Any) -> int | None:
-    """Default torch threads of one job, from the Hydra launcher config that runs it.
-
-    joblib runs ``n_jobs`` jobs at once on this machine: each gets ``cores // n_jobs`` threads
-    (at least 1; ``n_jobs=-1`` means one job per core). submitit gives each job ``cpus_per_task``
-    cores. Any other launcher runs one job at a time: None (torch's default, all cores).
-    """
-    get = launcher.get if hasattr(launcher, "get") else (lambda k, d=None: d)
-    target = str(get("_target_", ""))
-    if "joblib" in target:
-        n_jobs = int(get("n_jobs", 1) or 1)
-        cores = usable_cores()
-        jobs = cores if n_jobs < 0 else min(n_jobs, cores)
-        return max(1, cores // max(1, jobs))
-    if get("cpus_per_task", None):  # submitit's launchers (and ours built on its SLURM one)
-        return int(get("cpus_per_task"))
-    return None
-
-
 class _DropLitLoggerTip:
     """A logging filter: Lightning's advertisement for its hosted logger, printed on every run."""
 
