@@ -99,6 +99,22 @@ def lock_run_dir(out_dir: Path) -> IO[str]:
     return handle
 
 
+def held_by(out_dir: Path) -> str | None:
+    """The pid a live process holding ``out_dir``'s lock wrote, or None when no process holds it
+    (no lock file, or its holder is gone: killed, SIGKILL included). Tells a job that still runs
+    from one whose ``status.json`` says ``running`` only because its process died. Creates nothing."""
+    try:
+        handle = open(out_dir / LOCK)
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "unknown"
+        return None  # the lock is released when the handle closes
+
+
 def slurm_restart() -> int:
     """How many times SLURM has restarted this job (requeued after preemption, a time limit or
     ``scontrol requeue``); 0 outside SLURM and on a job's first run. SLURM keeps the job id, and

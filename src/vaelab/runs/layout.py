@@ -5,7 +5,7 @@ tests) goes through these names and functions, so there is one definition of eac
 A run dir holds::
 
     run_info.json      resolved config + provenance (written at start)
-    status.json        running | completed | failed | interrupted (+ error, signal)
+    status.json        running | completed | failed | interrupted | pruned (+ error, signal, reason)
     metrics.json       a :class:`Metrics` record (written at the end, or on interruption)
     eval.json          vaelab.evaluate's numbers for the best checkpoint (optional)
     checkpoints/       best-epochNNN.ckpt (minimal val/loss) and last.ckpt (newest epoch)
@@ -40,10 +40,10 @@ GRID_PNG = "latent_grid.png"
 HYDRA_RECORD = ".hydra"
 LAST_CKPT = "last.ckpt"
 
-# status.json "status" values
-RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+# status.json "status" values; pruned: an Optuna pruner stopped the trial early (vaelab.runs.pruning)
+RUNNING, COMPLETED, FAILED, INTERRUPTED, PRUNED = "running", "completed", "failed", "interrupted", "pruned"
 # metrics.json "stop_reason" values (see vaelab.training.callbacks.stop_reason)
-STOP_REASONS = ("early_stopping", "max_epochs", "diverged", "interrupted")
+STOP_REASONS = ("early_stopping", "max_epochs", "diverged", "interrupted", "pruned")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.errors import signal_exit_code
-from vaelab.runs.layout import COMPLETED, HYDRA_RECORD, METRICS, STATUS, read_json
+from vaelab.runs.layout import COMPLETED, HYDRA_RECORD, METRICS, PRUNED, STATUS, read_json
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -171,8 +171,8 @@ def expected_jobs(config: DictConfig) -> int | None:
 
 def print_summary(sweep_dir: Path, refused: dict[str, str] | None = None, expected: int | None = None) -> list[str]:
     """Print one block per job of ``sweep_dir`` (status, numbers, where its files are), refused and
-    never-started jobs included, then the counts; returns the jobs that did not complete, after an
-    ``error:`` line naming them."""
+    never-started jobs included, then the counts; returns the jobs that did not complete (pruned
+    trials of a search did: their pruner ended them), after an ``error:`` line naming them."""
     refused = refused or {}
     jobs = {p.name: p for p in job_dirs(sweep_dir)}
     names = sorted({*jobs, *refused, *(str(i) for i in range(expected or 0))}, key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else 0, n))
@@ -188,7 +188,7 @@ def print_summary(sweep_dir: Path, refused: dict[str, str] | None = None, expect
             state = read_json(jobs[name] / STATUS).get("status", "unknown")
             line = describe_job(jobs[name], prefix=f"  {name}: ")
         counts[state] = counts.get(state, 0) + 1
-        if state != COMPLETED:
+        if state not in (COMPLETED, PRUNED):  # a pruned trial ended as its search meant it to
             bad.append(name)
         print(line, flush=True)
     print("  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda kv: kv[0] != COMPLETED)), flush=True)
@@ -203,8 +203,10 @@ def describe_job(job: Path, prefix: str = "") -> str:
     and a multirun's summary prints it per job."""
     status = read_json(job / STATUS)
     state = status.get("status", "unknown")
-    if state != COMPLETED:
+    if state not in (COMPLETED, PRUNED) or not (job / METRICS).is_file():
         return f"{prefix}{state.upper()} {status.get('error', '')}".rstrip()
+    if state == PRUNED:
+        prefix += f"PRUNED {status.get('reason', 'by the search pruner')}: "
     m = read_json(job / METRICS)
     wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
     overrides = job / HYDRA_RECORD / "overrides.yaml"

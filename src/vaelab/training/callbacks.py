@@ -1,11 +1,12 @@
 """Lightning callbacks of ours: one progress line per epoch, the 1-based epoch every logger and
-checkpoint name shows, image panels every few epochs, and early stopping that survives a resume at
-its last epoch. Checkpoints and the run's clock are Lightning's own ``ModelCheckpoint`` and ``Timer``."""
+checkpoint name shows, image panels every few epochs, early stopping that survives a resume at
+its last epoch, and a search's pruning. Checkpoints and the run's clock are Lightning's own ``ModelCheckpoint`` and ``Timer``."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -135,15 +136,36 @@ class EarlyStopping(LightningEarlyStopping):
             trainer.should_stop = True
 
 
+class Pruning(pl.Callback):
+    """Ends the fit after an epoch whose ``val/loss`` a pruner judged unpromising (an Optuna
+    search's pruner: :mod:`vaelab.runs.pruning`). ``judge(value, epoch)`` gets each epoch's
+    validation loss (1-based epochs) and says whether to stop; ``pruned_epoch`` records when."""
+
+    def __init__(self, judge: Callable[[float, int], bool]) -> None:
+        self.judge = judge
+        self.pruned_epoch = 0
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
+            return
+        epoch = trainer.current_epoch + 1
+        if self.judge(float(trainer.callback_metrics["val/loss"]), epoch):
+            self.pruned_epoch = epoch
+            trainer.should_stop = True
+
+
 def stop_reason(trainer: pl.Trainer, history: list[dict[str, float]]) -> str:
     """Why ``trainer.fit`` returned: ``diverged`` (a NaN/inf loss ended it), ``interrupted``
-    (a signal or Ctrl-C), ``early_stopping`` (the validation loss passed its minimum) or
-    ``max_epochs`` (the epoch cap came first: the run may not have reached its minimum)."""
+    (a signal or Ctrl-C), ``pruned`` (a search's pruner stopped it), ``early_stopping`` (the
+    validation loss passed its minimum) or ``max_epochs`` (the epoch cap came first: the run may
+    not have reached its minimum)."""
     last = history[-1] if history else {}
     if any(not math.isfinite(last.get(k, 0.0)) for k in ("val/loss", "train/loss")):
         return "diverged"
     if trainer.interrupted:
         return "interrupted"
+    if any(isinstance(c, Pruning) and c.pruned_epoch > 0 for c in trainer.callbacks):
+        return "pruned"
     if any(isinstance(c, LightningEarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks):
         return "early_stopping"
     return "max_epochs"
