@@ -1,5 +1,5 @@
 """vaelab's Optuna sweeper: the plugin's ``OptunaSweeper``, resumable, with optional pruning.
-``hparams_search=optuna`` selects it (``hydra/sweeper=vaelab_optuna``, registered below).
+``hparams_search=optuna`` selects it (``hydra/sweeper=vaelab_optuna``: conf/hydra/sweeper/vaelab_optuna.yaml).
 
 With the study stored in the sweep dir (``hydra.sweeper.storage``: SQLite), re-running the search
 with the same ``hydra.sweep.dir`` continues it: ``n_trials`` counts the study's trials in total,
@@ -24,34 +24,18 @@ COMPLETE or FAIL and always starts new trials; the search space, the trials' ove
 sampler are the plugin's.
 """
 
-# no `from __future__ import annotations`: Hydra's plugin scan executes this module outside
-# sys.modules, where a dataclass cannot resolve string annotations
+from __future__ import annotations
+
 import functools
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as _PluginOptunaSweeper
 
 from vaelab.errors import UserError
 from vaelab.runs.claim import held_by
 from vaelab.runs.layout import COMPLETED, METRICS, PRUNED, STATUS, read_json
-
-
-@dataclass
-class VaelabOptunaSweeperConf(OptunaSweeperConf):
-    """The plugin's sweeper config, plus ``pruner`` (an Optuna pruner by ``_target_``; None = off)."""
-
-    _target_: str = "hydra_plugins.vaelab_launcher.optuna.OptunaSweeper"
-    # _self_ first: the pruner group chosen merges over `pruner: None` below
-    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": None}])
-    pruner: Any = None
-
-
-ConfigStore.instance().store(group="hydra/sweeper", name="vaelab_optuna", node=VaelabOptunaSweeperConf, provider="vaelab")
 
 
 class OptunaSweeper(_PluginOptunaSweeper):
