@@ -272,3 +272,72 @@ def test_published_rows_beside_ours_with_the_difference_in_nats(tmp_path: Path) 
     assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
     block = readme.read_text().split("<!-- literature:begin -->\n")[1].split("\n<!-- literature:end -->")[0]
     assert block == "\n".join([lines[2], "", *lines[4:9]])
+
+
+# an Optuna search of 5 trials, as its jobs record it: (lr as Optuna draws it, hidden width, val_loss_min);
+# trial 4 was pruned. The minimum is trial 2's, the worst completed trial 1's (the old headline's pick)
+TRIALS = [(0.00024156772025296256, 256, 231.5), (0.0003572140318996377, 800, 255.65), (0.0023276939100527693, 64, 203.07),
+          (0.008082117583015577, 128, 219.25), (0.0003051115935019821, 128, None)]  # fmt: skip
+
+
+def _search_sweep(sweep: Path, direction: str = "minimize") -> Path:
+    """A fake Optuna search: each job's Hydra record names the sweeper and its direction."""
+    sweep.mkdir(parents=True)
+    for num, (lr, hidden, val) in enumerate(TRIALS):
+        job = sweep / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "hydra.yaml").write_text(
+            f"hydra:\n  sweeper:\n    _target_: hydra_plugins.vaelab_launcher.optuna.OptunaSweeper\n    direction: {direction}\n"
+        )
+        config = {"seed": 0, "optimized_metric": "val_loss_min", "model": {"kl": "paper", "latent_dim": 2, "lr": lr, "hidden": [hidden]}}
+        (job / "run_info.json").write_text(json.dumps({"config": config}))
+        history = [{"epoch": e, "val/loss": (val or 300.0) + 10.0 * (3 - e), "train/loss": 300.0} for e in (1, 2, 3)]
+        metrics = {"latent_dim": 2, "seed": 0, "kl": "paper", "epochs": 3, "max_epochs": 3, "val_loss_min": val or history[-1]["val/loss"],
+                   "val_loss_min_epoch": 3, "test_loss": (val or 300.0) - 1, "history": history, "best_ckpt": None}  # fmt: skip
+        if val is None:
+            metrics["stop_reason"], status = "pruned", {"status": "pruned", "reason": "by the search's pruner after epoch 1, at val/loss 320.000"}
+        else:
+            metrics["stop_reason"], status = "max_epochs", {"status": "completed"}
+        (job / "metrics.json").write_text(json.dumps(metrics))
+        (job / "status.json").write_text(json.dumps(status))
+    return sweep
+
+
+def test_an_optuna_report_names_the_best_trial_by_the_search_objective(tmp_path: Path) -> None:
+    sweep = _search_sweep(tmp_path / "search")
+    proc = report_in_process(str(sweep), "--wandb-mode", "disabled")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (sweep / "report" / "val_loss.md").read_text()
+    assert md.splitlines()[2] == (
+        "The best of 5 trials (4 completed, 1 pruned) by val_loss_min (minimize) is trial 2: val_loss_min **203.07** with "
+        "model.hidden=[64], model.lr=0.002328 (data mnist, model VAE, paper penalty, latent dimension 2; the completed trials ranged 203.07–255.65)."
+    )
+    # the table: trials best first, the best in bold, settings rounded for reading, the pruned trial last
+    table = [line for line in md.splitlines() if line.startswith("| ") and "kl form" not in line]
+    assert [line.split(" | ")[0] for line in table] == ["| **2** (best)", "| 3", "| 0", "| 1", "| 4"]
+    assert "| [64] | 0.002328 | 203.07 |" in table[0]
+    assert "missing: job search/4 seed 0 (pruned: by the search's pruner after epoch 1, at val/loss 320.000)" in table[-1]
+    # full precision stays in the CSVs
+    assert [r["model.lr"] for r in _rows(sweep / "report" / "val_loss.csv")][0] == "0.0023276939100527693"
+    assert {r["job"]: r["status"] for r in _rows(sweep / "report" / "runs.csv")}["4"].startswith("pruned: by the search's pruner")
+
+    # a search that maximised its objective: the largest value is the best
+    up = _search_sweep(tmp_path / "up", direction="maximize")
+    assert report_in_process(str(up), "--wandb-mode", "disabled").returncode == 0
+    assert "by val_loss_min (maximize) is trial 1: val_loss_min **255.65**" in (up / "report" / "val_loss.md").read_text()
+
+
+def test_the_trials_figure_orders_numeric_settings_numerically(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vaelab.report.collect import collect_jobs, row_settings
+    from vaelab.report.plots import _trials
+
+    jobs = collect_jobs([_search_sweep(tmp_path / "search")])
+    varying = row_settings(jobs)
+    assert varying == ["model.hidden", "model.lr"]
+    fig = _trials(jobs, varying)
+    hidden_axis, lr_axis = fig.axes
+    assert [t.get_text() for t in hidden_axis.get_xticklabels()] == ["[64]", "[128]", "[256]", "[800]"]  # not [128] [256] [64] [800]
+    assert lr_axis.get_xscale() == "log"

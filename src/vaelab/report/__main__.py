@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError
-from vaelab.report.collect import collect_jobs, sweep_command
+from vaelab.report.collect import collect_jobs, search_objective, sweep_command
 from vaelab.report.plots import write_figures
 from vaelab.report.reference import beside, experiment_references
-from vaelab.report.tables import markdown, run_rows, table_rows, write_csv
+from vaelab.report.tables import markdown, run_rows, search_headline, table_rows, write_csv
 from vaelab.runs.layout import RUN_INFO, read_json
 
 
@@ -55,7 +55,8 @@ def make_report(
     out.mkdir(parents=True, exist_ok=True)
     if not any(j.ok for j in jobs):
         raise UserError(f"no job of {', '.join(map(str, sweeps))} completed: nothing to report (see each job's status.json)")
-    rows = table_rows(jobs)
+    objective = search_objective(jobs)  # an Optuna search: its trials ranked by its own objective
+    rows = table_rows(jobs, objective)
     commits = sorted({str(j.metrics.get("git_commit")) for j in jobs if j.ok})
     machines = sorted({str(read_json(j.dir / RUN_INFO).get("machine")) for j in jobs if j.ok} - {"None"})
     sweep_cmds = [c for c in (sweep_command(s) for s in sweeps) if c]
@@ -70,7 +71,8 @@ def make_report(
     }
     write_csv(out / "val_loss.csv", rows)
     write_csv(out / "runs.csv", run_rows(jobs))
-    (out / "val_loss.md").write_text(markdown(rows, provenance, beside(rows, experiment_references(jobs))))
+    lead = search_headline(rows, jobs, objective) if objective is not None else None
+    (out / "val_loss.md").write_text(markdown(rows, provenance, beside(rows, experiment_references(jobs)), lead))
     print((out / "val_loss.md").read_text(), flush=True)
     pngs = write_figures(jobs, out, data_root)
     print(f"wrote {out}/val_loss.csv, val_loss.md, runs.csv and {len(pngs)} figures: {', '.join(p.name for p in pngs.values())}", flush=True)

@@ -193,6 +193,45 @@ def _compose_job(overrides: list[str]) -> dict[str, Any]:
     return flatten(OmegaConf.to_container(cfg, resolve=False))
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What an Optuna search optimised: a number of metrics.json (``optimized_metric``) and the
+    sweeper's ``direction``: the report names the best trial by it."""
+
+    metric: str
+    direction: str  # minimize | maximize
+
+    def best_first(self, value: float) -> float:
+        """A sort key: the best value first, NaN (no completed job) last."""
+        if not math.isfinite(value):
+            return math.inf
+        return value if self.direction == "minimize" else -value
+
+
+def search_objective(jobs: Sequence[Job]) -> Objective | None:
+    """The objective of the Optuna search the jobs belong to, from their Hydra record
+    (``.hydra/hydra.yaml``: ``hydra.sweeper._target_`` and ``direction``) and config
+    (``optimized_metric``); None for other sweeps, and for a search of several objectives."""
+    from omegaconf import OmegaConf
+
+    for job in jobs:
+        path = job.dir / HYDRA_RECORD / "hydra.yaml"
+        if not path.is_file():
+            continue
+        try:
+            sweeper = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper")
+        except Exception as exc:  # a YAML or I/O error of any kind: the next job's record may do
+            warn(f"cannot read {path} ({type(exc).__name__}: {exc})")
+            continue
+        if sweeper is None or "optuna" not in str(OmegaConf.select(sweeper, "_target_", default="")).lower():
+            return None
+        direction = OmegaConf.select(sweeper, "direction", default="minimize")
+        if not isinstance(direction, str):  # a list: several objectives, no single best trial
+            return None
+        return Objective(str(job.settings.get("optimized_metric") or "val_loss_min"), direction.lower())
+    return None
+
+
 def sweep_command(sweep: Path) -> str | None:
     """The training command line of a sweep, rebuilt from Hydra's multirun.yaml."""
     path = sweep / "multirun.yaml"
@@ -222,7 +261,8 @@ def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
             info = {**_identity(settings), **{k: metrics[k] for k in IDENTITY if k in metrics}}
             state = status.get("status", COMPLETED if metrics else "unknown")
             evaluation = read_json(path / EVAL)
-            jobs.append(Job(sweep, name, state, status.get("error", ""), **_named(info), metrics=metrics, evaluation=evaluation, settings=settings))
+            why = status.get("error") or status.get("reason", "")  # a pruned trial's reason is no error
+            jobs.append(Job(sweep, name, state, why, **_named(info), metrics=metrics, evaluation=evaluation, settings=settings))
         for num, overrides in enumerate(_expected_jobs(sweep)):
             if str(num) not in found:
                 settings = _compose_job(overrides)

@@ -48,6 +48,16 @@ def _curves(jobs: Sequence[Job]):
     return curves
 
 
+def _numeric_order(value: Any) -> tuple[int, tuple[float, ...], str]:
+    """A sort key that orders numbers and lists of numbers (a hidden-width list such as ``[256]``)
+    numerically, before anything else, which sorts as text."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    try:
+        return 0, tuple(float(x) for x in items), ""
+    except (TypeError, ValueError):
+        return 1, (), str(value)
+
+
 def _trials(jobs: Sequence[Job], varying: list[str]):
     """One panel per setting that differs between the jobs (an Optuna search's parameters): each
     completed job's minimal validation loss against its value of that setting."""
@@ -62,8 +72,8 @@ def _trials(jobs: Sequence[Job], varying: list[str]):
             xs = [float(v) for v in values]
             if min(xs) > 0 and max(xs) / min(xs) > 20:
                 ax.set_xscale("log")
-        else:  # lists, strings: one position per distinct value, in sorted order
-            labels = sorted({str(v) for v in values})
+        else:  # lists, strings: one position per distinct value, numbers in numeric order ([64] before [128])
+            labels = [str(v) for v in sorted({str(v): v for v in values}.values(), key=_numeric_order)]
             xs = [labels.index(str(v)) for v in values]
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
         ax.scatter(xs, [j.value("val_loss_min") for j in done], color="tab:blue")

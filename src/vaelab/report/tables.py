@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vaelab.report.collect import Job, family, row_settings
+from vaelab.report.collect import Job, Objective, family, row_settings
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.loss import KL_FORMS
 from vaelab.vae.nets import short_name
 
 # the columns every row has before its settings, and the facts after its statistics
 BASE_COLUMNS = ("data", "model", "kl", "latent_dim")
+# (a search's rows also carry their trials and objective value: SEARCH_FACTS)
 ROW_FACTS = ("iw_k", "n_iw", "epochs", "seeds", "n_seeds", "n_not_converged", "stop_reasons", "n_jobs", "missing")
+SEARCH_FACTS = ("trials", "objective")
 # rows in the order the losses are defined (eq. 3 first), unknown forms last
 KL_ORDER = {kl: i for i, kl in enumerate(KL_FORMS)}
 # per-seed numbers summarised in the table: (csv stem, metrics/eval key, markdown header)
@@ -38,11 +40,14 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else math.nan
 
 
-def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+def table_rows(jobs: Sequence[Job], objective: Objective | None = None) -> list[dict[str, Any]]:
     """One row per (data set, network, kl form, latent dim, and every other setting that differs
     between the jobs: :func:`~vaelab.report.collect.row_settings`), with mean and std over the
     completed seeds; MNIST and the MLP of the derivation report first. Jobs are pooled only when
-    they differ in nothing but the seed."""
+    they differ in nothing but the seed.
+
+    For an Optuna search (``objective``) the rows are its trials, best first by the search's own
+    objective, each with its job numbers (``trials``) and objective value (``objective``)."""
     varying = row_settings(jobs)
     groups: dict[tuple[Any, ...], list[Job]] = {}
     for job in jobs:
@@ -73,7 +78,12 @@ def table_rows(jobs: Sequence[Job]) -> list[dict[str, Any]]:
         row["n_jobs"] = len(members)
         missing = [j for j in members if not j.ok]
         row["missing"] = "; ".join(f"job {j.sweep.name}/{j.name} seed {j.seed} ({j.why_missing()})" for j in missing)
+        if objective is not None:
+            row["trials"] = ",".join(j.name for j in members)
+            row["objective"] = _mean_std([j.value(objective.metric) for j in done])[0]
         rows.append(row)
+    if objective is not None:  # stable: rows of equal value keep the order above
+        rows.sort(key=lambda r: objective.best_first(r["objective"]))
     return rows
 
 
@@ -129,7 +139,41 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def _setting_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The setting columns of the rows (:func:`~vaelab.report.collect.row_settings`)."""
-    return [k for k in (rows[0] if rows else {}) if k not in BASE_COLUMNS and k not in ROW_FACTS and not k.endswith(("_mean", "_std"))]
+    facts = (*BASE_COLUMNS, *ROW_FACTS, *SEARCH_FACTS)
+    return [k for k in (rows[0] if rows else {}) if k not in facts and not k.endswith(("_mean", "_std"))]
+
+
+def readable(cell: str) -> str:
+    """A setting as the Markdown table and the headline show it: a number with 4 significant
+    digits (a learning rate drawn by Optuna has 17), anything else as it is; runs.csv and
+    val_loss.csv keep every digit."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return cell
+    if cell.strip().lstrip("-").isdigit() or not math.isfinite(value):
+        return cell
+    return f"{value:.4g}"
+
+
+def search_headline(rows: Sequence[dict[str, Any]], jobs: Sequence[Job], objective: Objective) -> str:
+    """An Optuna search's sentence: its best trial by the search's objective and direction, with
+    its settings, the range of the completed trials, and how many were pruned or failed."""
+    done = [r for r in rows if math.isfinite(r["objective"])]
+    states = [j.status for j in jobs]
+    others = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states) if s != "completed")
+    counted = f"{len(jobs)} trials ({states.count('completed')} completed{', ' + others if others else ''})"
+    if not done:
+        return f"No trial of this search completed: {counted}."
+    best = done[0]
+    settings = ", ".join(f"{k}={readable(str(best[k]))}" for k in _setting_columns(rows))
+    values = sorted(r["objective"] for r in done)
+    return (
+        f"The best of {counted} by {objective.metric} ({objective.direction}) is trial {best['trials']}: "
+        f"{objective.metric} **{best['objective']:.2f}**" + (f" with {settings}" if settings else "") +
+        f" (data {best['data']}, model {best['model']}, {best['kl']} penalty, latent dimension {best['latent_dim']}; "
+        f"the completed trials ranged {values[0]:.2f}–{values[-1]:.2f})."
+    )  # fmt: skip
 
 
 def headline(rows: Sequence[dict[str, Any]]) -> str:
@@ -162,24 +206,30 @@ def headline(rows: Sequence[dict[str, Any]]) -> str:
     return text
 
 
-def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str], published: Sequence[str] = ()) -> str:
-    """The table as Markdown, with the headline sentence and where the numbers came from;
-    ``published``: the lines of :func:`vaelab.report.reference.beside`, after the table's notes."""
+def markdown(rows: Sequence[dict[str, Any]], provenance: dict[str, str], published: Sequence[str] = (), lead: str | None = None) -> str:
+    """The table as Markdown, with the headline sentence (``lead`` instead when given: a search's
+    :func:`search_headline`) and where the numbers came from; ``published``: the lines of
+    :func:`vaelab.report.reference.beside`, after the table's notes. A search's table has its
+    trials first, the best in bold."""
     iw_k = ",".join(sorted({r["iw_k"] for r in rows if r["iw_k"]})) or "–"
     # data set and network columns only when the rows differ in them (the headline names a lone one)
     split = [key for key in ("data", "model") if len({r[key] for r in rows}) > 1]
     settings = _setting_columns(rows)
-    header = [*split, "kl form", "latent dim", *settings] + [h if s != "test_iw_nll" else f"{h} (k={iw_k})" for s, _, h in SUMMARISED] + ["seeds"]
+    search = bool(rows) and "trials" in rows[0]
+    header = [*(["trial"] if search else []), *split, "kl form", "latent dim", *settings]
+    header += [h if s != "test_iw_nll" else f"{h} (k={iw_k})" for s, _, h in SUMMARISED] + ["seeds"]
     lines = [
         "# Minimal validation loss, nats per image",
         "",
-        headline(rows),
+        lead if lead is not None else headline(rows),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
     for r in rows:
-        cells = [*(str(r[key]) for key in split), str(r["kl"]), str(r["latent_dim"]), *(str(r[k]) for k in settings)]
+        cells = [*(str(r[key]) for key in split), str(r["kl"]), str(r["latent_dim"]), *(readable(str(r[k])) for k in settings)]
+        if search:  # the best trial (the first row, when it completed) in bold
+            cells.insert(0, f"**{r['trials']}** (best)" if r is rows[0] and math.isfinite(r["objective"]) else str(r["trials"]))
         for stem, _, _ in SUMMARISED:
             digits = 1 if stem in ("val_loss_min_epoch", "wall_time_s") else 2
             cell = _fmt(r[f"{stem}_mean"], r[f"{stem}_std"], digits)
