@@ -24,8 +24,29 @@ class RunInterrupted(UserError):
 
 def no_checkpoint(path: object) -> UserError:
     """The error for a ``ckpt_path`` that names no file: one wording for every entry point, checked
-    before torch is imported so that a mistyped path is answered at once."""
+    before torch is imported so that a mistyped path is answered at once. A folder (a run dir, its
+    ``checkpoints/``) is called a folder, and the files to give are named."""
+    from pathlib import Path
+
+    if Path(str(path)).is_dir():
+        inside = "" if Path(str(path)).name == "checkpoints" else "/checkpoints"
+        return UserError(
+            f"ckpt_path={path} is a directory, not a checkpoint file: give {path}{inside}/best-epochNNN.ckpt "
+            f"(the run's best) or {path}{inside}/last.ckpt (its last epoch)"
+        )
     return UserError(f"ckpt_path={path} does not exist: give the path of a .ckpt file (e.g. <run dir>/checkpoints/last.ckpt)")
+
+
+class UnsafeCheckpoint(UserError):
+    """A checkpoint holding objects vaelab never stores: refused before they are unpickled (loading
+    them could run any code). A report refuses its sweep for it rather than skipping a figure."""
+
+    def __init__(self, label: str, names: list[str]) -> None:
+        found = ", ".join(names) if names else "objects torch's weights-only loader refuses"
+        super().__init__(
+            f"{label} holds objects vaelab does not store ({found}): not loaded, since unpickling them could run code; "
+            f"only open checkpoints you trust, e.g. ones written by vaelab.train (docs/guarantees.md, 'A checkpoint someone sent you')"
+        )
 
 
 def signal_exit_code(signal_name: str) -> int:

@@ -15,6 +15,7 @@ Results go to ``eval.json`` in the checkpoint's run dir (``out=`` to change) and
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,13 +57,14 @@ def apply_run_data(cfg: DictConfig, run_dir: Path, explicit: set[str]) -> None:
 
 def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path``; returns the dict written to eval.json."""
-    from vaelab.runs.reading import load_module, require_checkpoint, run_dir_of
+    from vaelab.runs.reading import open_checkpoint, run_dir_of
 
     start = time.perf_counter()
     from vaelab.config.schema import EvaluateSchema, check
 
     check(cfg, EvaluateSchema)  # the same typed schema as training, with evaluate's own keys
-    ckpt = require_checkpoint(cfg.ckpt_path)  # before the heavy imports: a bad path fails fast
+    checkpoint = open_checkpoint(cfg.ckpt_path)  # the one read of the file, safe and checked
+    ckpt = checkpoint.path
 
     import torch
     from tqdm import tqdm
@@ -78,13 +80,14 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
         torch.set_num_threads(int(cfg.threads))
     device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
 
-    module = load_module(ckpt).to(device)
+    module = checkpoint.module().to(device)
     hp = module.hparams
     dm = hydra.utils.instantiate(cfg.data, on_device=False, _convert_="all")
     dm.setup()
     x_all = dm.splits[cfg.split]
     noise_all = dm.eval_noise(cfg.split, module.vae.latent_dim)
     n = x_all.shape[0]
+    _check_chunk_memory(cfg, module.vae, min(int(cfg.batch_size), n), device)
 
     gen = epoch_generator(int(cfg.seed), 0, stream=2000, device=device)
     sums = {name: 0.0 for name in ("loss", "recon", "kl", "nelbo", "nelbo_k", "iw_nll")}
@@ -125,6 +128,41 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
     if not all(math.isfinite(result[f"{split}_{k}"]) for k in sums):
         warn(f"non-finite results for {ckpt}")
     return result
+
+
+def _check_chunk_memory(cfg: DictConfig, vae: Any, batch: int, device: Any) -> None:
+    """Refuse, before allocating it, a chunk of importance draws (``min(chunk, k)`` x ``batch``
+    images decoded at once) that needs more memory than the device has free: torch would stop with
+    a traceback (``k=10**9 chunk=10**9``: an 800 GB request), or the OS kill the process. Refused,
+    not shrunk: the draws depend on the chunk size (one generator call per chunk), so a smaller
+    chunk would change the results without a word. ``k`` alone costs time, never memory."""
+    import torch
+
+    from vaelab.vae.likelihood import chunk_bytes
+
+    draws = min(int(cfg.chunk), int(cfg.k))
+    need = chunk_bytes(vae, batch, draws)
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else _free_cpu_memory()
+    if need > free:
+        fits = max(1, draws * free // need // 2)  # half the free memory: room for the rest of the process
+        raise UserError(
+            f"chunk={cfg.chunk} with k={cfg.k} and batch_size={cfg.batch_size} decodes {draws * batch:,} images at once: "
+            f"about {need / 2**30:,.1f} GiB of memory, more than the {free / 2**30:,.1f} GiB free on the {device.type}; "
+            f"lower chunk (e.g. chunk={min(fits, 100)}) or batch_size"
+        )
+
+
+def _free_cpu_memory() -> int:
+    """Bytes of memory available to a new allocation: MemAvailable of /proc/meminfo (Linux), else
+    the machine's physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass  # not Linux: the physical memory below
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:

@@ -28,19 +28,20 @@ SPLITS = ("train", "val", "test")
 def run(cfg: DictConfig) -> None:
     """Hydra task: write the files of one checkpoint; a user error is one line and exit 2."""
     from vaelab.runs.layout import SAMPLES
-    from vaelab.runs.reading import require_checkpoint, run_dir_of
+    from vaelab.runs.reading import open_checkpoint, run_dir_of
 
     try:
         if cfg.split not in SPLITS:
             raise UserError(f"split={cfg.split} is not a split: choose one of {', '.join(SPLITS)}")
-        if int(cfg.n_samples) < 1 or int(cfg.grid_steps) < 1:
-            raise UserError("n_samples and grid_steps must be integers >= 1 (e.g. n_samples=64 grid_steps=20)")
-        ckpt = require_checkpoint(cfg.ckpt_path)
-        from vaelab.runs.trained import write_samples  # torch and Lightning: after the cheap checks
+        ckpt = open_checkpoint(cfg.ckpt_path)  # the one read of the file, safe and checked (a missing file: before torch)
+        from vaelab.runs.trained import check_grid_sizes, sample_files, write_files
 
-        out = Path(str(cfg.out)) if cfg.out else run_dir_of(ckpt) / SAMPLES
-        check_output_dir(out, "out", folder=True)  # before any work: the folder can be made and written
-        files = write_samples(ckpt, out, str(cfg.split), int(cfg.n_samples), int(cfg.grid_steps), int(cfg.seed), cfg.data_root)
+        check_grid_sizes(cfg.n_samples, cfg.grid_steps)
+        out = Path(str(cfg.out)) if cfg.out else run_dir_of(ckpt.path) / SAMPLES
+        check_output_dir(out, "out", folder=True)  # before the work: the folder can be made and written
+        # every file made in memory first, then written all or none: a refusal or a crash on the way
+        # leaves out/ as it was (issue 26: a partial latents_test.pt was left behind)
+        files = write_files(out, sample_files(ckpt, str(cfg.split), int(cfg.n_samples), int(cfg.grid_steps), int(cfg.seed), cfg.data_root))
     except UserError as err:
         exit_with(err)
     for what, path in files.items():

@@ -66,7 +66,7 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
 
     from vaelab.runs.provenance import environment, provenance
     from vaelab.training.callbacks import stop_reason
-    from vaelab.training.checkpoint import AtomicCheckpointIO, RunDirRelocation, check_checkpoint, remove_stale_best
+    from vaelab.training.checkpoint import AtomicCheckpointIO, RunDirRelocation, read_checkpoint, remove_stale_best
     from vaelab.training.runtime import configure_torch, silence_third_party_noise
 
     start = time.perf_counter()
@@ -79,13 +79,14 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     ckpt_path = str(out_dir / CHECKPOINTS / LAST_CKPT) if resume else None
-    source = cfg.get("ckpt_path")
-    for path in filter(None, (ckpt_path, source)):
-        check_checkpoint(path, cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.net))
+    shape = (cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.net))
+    if ckpt_path:  # read safely and checked here; fit then restores it (weights_only, fitting.py)
+        read_checkpoint(ckpt_path, *shape, key=None)
+    source = read_checkpoint(cfg.ckpt_path, *shape) if cfg.get("ckpt_path") else None
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")
-    init_from = init_weights(module, str(source)) if source and not resume else None
+    init_from = init_weights(module, source) if source and not resume else None
     # the Timer keeps the run's training time in every checkpoint, so a resumed run's wall time
     # counts all its sessions
     clock = Timer(interval="epoch")
@@ -134,7 +135,7 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
     if signal_name or reason == PRUNED:  # no test on an interrupted run (its numbers come after `resume=true`) or a pruned trial
         test = {k: math.nan for k in ("test/loss", "test/nelbo", "test/recon", "test/kl")}
     else:
-        test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False)[0]
+        test = trainer.test(module, datamodule=datamodule, ckpt_path=ckpt or None, verbose=False, weights_only=True)[0]
     val_min, val_epoch = summarize(history)
     metrics = Metrics(
         latent_dim=int(cfg.model.latent_dim),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vaelab.errors import UserError, warn
+from vaelab.errors import UnsafeCheckpoint, UserError, warn
 from vaelab.report.collect import Job, row_settings
 from vaelab.report.tables import KL_ORDER
 
@@ -127,6 +127,8 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
             if key not in data_cache:
                 data_cache[key] = datamodule_for_run(job.dir, root=data_root)
             dm = data_cache[key]
+        except UnsafeCheckpoint:
+            raise  # a checkpoint that could run code is not a missing figure: the report stops with its line
         except UserError as err:
             warn(f"no latent/reconstruction figures for {job.dir}: {err}")
             continue

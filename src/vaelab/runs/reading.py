@@ -9,10 +9,13 @@ was trained on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaelab.errors import UserError, no_checkpoint
 from vaelab.runs.layout import CHECKPOINTS, METRICS, RUN_INFO, read_json
+
+if TYPE_CHECKING:  # torch and Lightning are imported when a checkpoint is read, not with this module
+    from vaelab.training.checkpoint import Checkpoint
 
 # data settings that define what a model saw; read from the run so evaluation matches training
 RUN_DATA_KEYS = ("dataset", "binarize", "val_size", "split_seed")
@@ -36,27 +39,27 @@ def best_checkpoint(run_dir: Path) -> Path:
     raise UserError(f"{run_dir} holds no best checkpoint (checkpoints/best-*.ckpt): give the dir of a finished training run")
 
 
-def require_checkpoint(ckpt_path: str | Path | None) -> Path:
-    """Check that ``ckpt_path`` names a readable vaelab checkpoint (of any shape); return it resolved."""
+def open_checkpoint(ckpt_path: str | Path | Checkpoint | None) -> Checkpoint:
+    """The checkpoint ``ckpt_path`` names, read once (safely: :mod:`vaelab.training.checkpoint`) and
+    checked to be a vaelab checkpoint of any shape; its path resolved (one already opened is
+    returned as it is). What the evaluation, the sample command, the report and the notebook take a
+    model from."""
+    if not isinstance(ckpt_path, (str, Path, type(None))):
+        return ckpt_path  # a Checkpoint
     if ckpt_path in (None, "", "???"):
         raise UserError("ckpt_path is required: give a training checkpoint, e.g. ckpt_path=<run dir>/checkpoints/best-epoch039.ckpt")
     path = Path(str(ckpt_path)).expanduser()
     if not path.is_file():  # before importing torch: a mistyped path is answered in a second
         raise no_checkpoint(path)
-    from vaelab.training.checkpoint import check_checkpoint
+    from vaelab.training.checkpoint import read_checkpoint
 
-    check_checkpoint(path)
-    return path.resolve()
+    return read_checkpoint(path.resolve())
 
 
-def load_module(ckpt_path: str | Path):
-    """The :class:`~vaelab.training.module.VAEModule` of a checkpoint, on the CPU, in eval mode."""
-    from vaelab.training.module import VAEModule
-
-    path = require_checkpoint(ckpt_path)
-    module = VAEModule.load_from_checkpoint(str(path), map_location="cpu")
-    module.eval()
-    return module
+def load_module(ckpt: str | Path | Checkpoint):
+    """The :class:`~vaelab.training.module.VAEModule` of a checkpoint (a path, or one already
+    opened), on the CPU, in eval mode."""
+    return open_checkpoint(ckpt).module()
 
 
 def run_data_settings(run_dir: Path) -> dict[str, Any]:
@@ -84,12 +87,9 @@ def datamodule_for_run(run_dir: Path, root: str | Path | None = None, **override
     return dm
 
 
-def init_weights(module: Any, source: str) -> dict[str, Any]:
+def init_weights(module: Any, source: Checkpoint) -> dict[str, Any]:
     """Load the model weights of checkpoint ``source`` into ``module`` (nothing else: a run started
     with ``ckpt_path`` has its own optimiser state, epochs and history); returns what its
     run_info.json records of the source."""
-    import torch
-
-    state = torch.load(source, map_location="cpu", weights_only=False)["state_dict"]
-    module.load_state_dict(state)
-    return {"ckpt_path": str(Path(source).resolve()), "config": read_json(run_dir_of(Path(source)) / RUN_INFO).get("config")}
+    module.load_state_dict(source.state_dict)
+    return {"ckpt_path": str(source.path.resolve()), "config": read_json(run_dir_of(source.path) / RUN_INFO).get("config")}

@@ -12,20 +12,31 @@ Images are pixel means (``sigmoid`` of the decoder's Bernoulli logits), ``[n, 78
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from vaelab.errors import UserError
 from vaelab.runs.layout import GRID_PNG, LATENTS, SAMPLES_PNG
-from vaelab.runs.reading import datamodule_for_run, load_module, require_checkpoint, run_dir_of
+from vaelab.runs.reading import datamodule_for_run, load_module, open_checkpoint, run_dir_of
+
+if TYPE_CHECKING:
+    from vaelab.training.checkpoint import Checkpoint
+
+# the most tiles one PNG grid of vaelab.sample draws (n_samples, grid_steps**2): 100 x 100 tiles are
+# a 3002 x 3002 px image and 31 MB of decoded pixels; more is no longer a picture to look at, and
+# n_samples=10**8 asked for 160 GB before a single file was written
+MAX_TILES = 10_000
 
 
-def load(ckpt_path: str | Path) -> Any:
-    """The network (:class:`~vaelab.vae.model.GaussianVAE`) of a checkpoint, on the CPU, in eval
-    mode; the checkpoint names its class, so no config is needed."""
-    return load_module(ckpt_path).vae
+def load(ckpt: str | Path | Checkpoint) -> Any:
+    """The network (:class:`~vaelab.vae.model.GaussianVAE`) of a checkpoint (a path, or one already
+    opened), on the CPU, in eval mode; the checkpoint names its class, so no config is needed."""
+    return load_module(ckpt).vae
 
 
 @torch.no_grad()
@@ -35,12 +46,16 @@ def encode(vae: Any, images: Tensor, batch_size: int = 1000) -> tuple[Tensor, Te
     return torch.cat([m for m, _ in parts]), torch.cat([s for _, s in parts])
 
 
-def encode_split(ckpt_path: str | Path, split: str = "test", data_root: str | Path | None = None) -> dict[str, Tensor]:
+def encode_split(ckpt: str | Path | Checkpoint, split: str = "test", data_root: str | Path | None = None) -> dict[str, Tensor]:
     """Encode a split (``train``, ``val`` or ``test``) prepared as in the run's training (its data
     set, binarisation and split, from run_info.json): ``{"m", "log_scale", "labels"}``."""
-    path = require_checkpoint(ckpt_path)
-    dm = datamodule_for_run(run_dir_of(path), root=data_root)
-    m, log_scale = encode(load(path), dm.splits[split])
+    checkpoint = open_checkpoint(ckpt)
+    return _split_codes(load(checkpoint), checkpoint.path, split, data_root)
+
+
+def _split_codes(vae: Any, ckpt_path: Path, split: str, data_root: str | Path | None) -> dict[str, Tensor]:
+    dm = datamodule_for_run(run_dir_of(ckpt_path), root=data_root)
+    m, log_scale = encode(vae, dm.splits[split])
     return {"m": m, "log_scale": log_scale, "labels": dm.labels[split]}
 
 
@@ -56,23 +71,71 @@ def prior_samples(vae: Any, n: int, seed: int = 0) -> Tensor:
     return vae.sample(n, generator=torch.Generator().manual_seed(int(seed)))
 
 
-def write_samples(ckpt_path: str | Path, out: Path, split: str = "test", n_samples: int = 64, grid_steps: int = 20, seed: int = 0,
-                  data_root: str | Path | None = None) -> dict[str, Path]:  # fmt: skip
-    """Write ``latents_<split>.pt`` (the split's ``m``, ``log_scale`` and labels), ``samples.png``
-    (``n_samples`` prior draws) and, for d = 1 or 2, ``latent_grid.png`` (the decoder over the prior's
-    quantiles) into ``out``; returns the files written."""
+def check_grid_sizes(n_samples: object, grid_steps: object) -> None:
+    """Refuse, before any work, a count that is not an integer or an image grid of more than
+    :data:`MAX_TILES` tiles (``n_samples`` prior draws; ``grid_steps`` per axis of the latent grid,
+    squared for d = 2)."""
+    side = int(MAX_TILES**0.5)
+    for key, value, most, power, holds, example in (
+        ("n_samples", n_samples, MAX_TILES, 1, f"samples.png holds 1 to {MAX_TILES:,} prior draws", 64),
+        ("grid_steps", grid_steps, side, 2, f"latent_grid.png takes 1 to {side} steps per axis ({side}**2 tiles for d = 2)", 20),
+    ):
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most:
+            continue
+        images = value**power if isinstance(value, int) and value > most else 0
+        need = f" ({images:,} images: {images * 784 * 4 / 2**30:,.1f} GiB of pixels)" if images else ""
+        raise UserError(f"{key}={value} is out of range: {holds}{need}; e.g. {key}={example}")
+
+
+def sample_files(ckpt: str | Path | Checkpoint, split: str = "test", n_samples: int = 64, grid_steps: int = 20, seed: int = 0,
+                 data_root: str | Path | None = None) -> dict[str, tuple[str, bytes]]:  # fmt: skip
+    """What ``vaelab.sample`` writes, made in memory from one read of the checkpoint:
+    ``{what: (file name, contents)}`` for ``latents`` (``latents_<split>.pt``: the split's ``m``,
+    ``log_scale`` and labels), ``samples`` (``samples.png``, ``n_samples`` prior draws) and, for
+    d = 1 or 2, ``latent_grid`` (``latent_grid.png``, the decoder over the prior's quantiles)."""
     from torchvision.utils import make_grid, save_image
 
     from vaelab.training.callbacks import latent_grid
 
-    vae = load(ckpt_path)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"latents": out / LATENTS.format(split=split), "samples": out / SAMPLES_PNG}
-    torch.save(encode_split(ckpt_path, split, data_root), files["latents"])
-    grid = make_grid(prior_samples(vae, n_samples, seed).view(-1, 1, 28, 28), nrow=max(1, int(n_samples**0.5)), pad_value=1.0)
-    save_image(grid, files["samples"])
+    check_grid_sizes(n_samples, grid_steps)
+    checkpoint = open_checkpoint(ckpt)
+    vae = load(checkpoint)
+
+    def png(images: Tensor, nrow: int) -> bytes:
+        buffer = io.BytesIO()
+        save_image(make_grid(images.view(-1, 1, 28, 28), nrow=nrow, pad_value=1.0), buffer, format="png")
+        return buffer.getvalue()
+
+    latents = io.BytesIO()
+    torch.save(_split_codes(vae, checkpoint.path, split, data_root), latents)
+    files = {
+        "latents": (LATENTS.format(split=split), latents.getvalue()),
+        "samples": (SAMPLES_PNG, png(prior_samples(vae, n_samples, seed), max(1, int(n_samples**0.5)))),
+    }
     if vae.latent_dim in (1, 2):
-        files["latent_grid"] = out / GRID_PNG
-        decoded = decode(vae, latent_grid(vae.latent_dim, grid_steps)).view(-1, 1, 28, 28)
-        save_image(make_grid(decoded, nrow=grid_steps, pad_value=1.0), files["latent_grid"])
+        files["latent_grid"] = (GRID_PNG, png(decode(vae, latent_grid(vae.latent_dim, grid_steps)), grid_steps))
     return files
+
+
+def write_files(out: Path, files: dict[str, tuple[str, bytes]]) -> dict[str, Path]:
+    """Write ``files`` (:func:`sample_files`) into ``out``, all or none: each to a temp name in ``out``
+    first, then every one renamed into place (a failed write removes the temp files and leaves the
+    folder as it was); returns ``{what: path}``."""
+    out.mkdir(parents=True, exist_ok=True)
+    temps = {what: out / f".{name}.{os.getpid()}.tmp" for what, (name, _) in files.items()}
+    try:
+        for what, (_, contents) in files.items():
+            temps[what].write_bytes(contents)
+    except OSError as exc:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        raise UserError(f"cannot write into out={out} ({exc.strerror or exc}); nothing was written: free disk space or choose another out") from None
+    for what, (name, _) in files.items():
+        os.replace(temps[what], out / name)
+    return {what: out / name for what, (name, _) in files.items()}
+
+
+def write_samples(ckpt: str | Path | Checkpoint, out: Path, split: str = "test", n_samples: int = 64, grid_steps: int = 20, seed: int = 0,
+                  data_root: str | Path | None = None) -> dict[str, Path]:  # fmt: skip
+    """Write the files of :func:`sample_files` into ``out``, all or none; returns the files written."""
+    return write_files(Path(out), sample_files(ckpt, split, n_samples, grid_steps, seed, data_root))

@@ -1,15 +1,24 @@
-"""Checkpoint files: written atomically, and checked before a run resumes from one.
+"""Checkpoint files: written atomically; read once, safely, and checked, by every entry point.
 
 A process killed while saving must never leave a truncated ``last.ckpt`` behind: checkpoints are
 written to ``<name>.tmp`` in the same folder, flushed to disk, then renamed over the old file
 (``os.replace`` is atomic on POSIX), so ``last.ckpt`` is always either the previous complete file
 or the new complete one.
+
+Reading one (:func:`read_checkpoint`) never runs code from the file: checkpoints travel (W&B
+artifacts, a colleague's run dir, a paper's release), and a pickle can call any function. Files are
+unpickled by torch's weights-only loader, which builds only the kinds of objects vaelab stores
+(:data:`SAFE_GLOBALS`, the allow-list).
 """
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
+import pickle
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from vaelab.errors import UserError, no_checkpoint
+from vaelab.errors import UnsafeCheckpoint, UserError, no_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -49,40 +58,106 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             ) from None
 
 
-def check_checkpoint(path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None, net: str | None = None) -> dict[str, Any]:
-    """Load ``path`` on the CPU and check it is a vaelab checkpoint for this model shape
-    (``latent_dim``/``hidden`` None: of any shape).
+# The allow-list: what a vaelab checkpoint may hold beyond what torch's weights-only unpickler
+# accepts by itself (tensors and their storages, OrderedDict, dtypes, plain Python values). Every
+# key vaelab and Lightning write today is of those kinds (weights, optimiser and LR-scheduler state
+# dicts, loop and callback states, hyper-parameters, the epoch history): the list is empty, and a
+# test keeps it so (tests/test_safe_checkpoints.py checks a real checkpoint of each speed path). A
+# class stored in a checkpoint one day is added here, and only here: this module registers the list
+# with torch when imported, which every load of vaelab's goes through (``read_checkpoint`` below,
+# and Lightning's own loads, asked with ``weights_only=True``, in training).
+SAFE_GLOBALS: list[Any] = []
+torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
-    Returns its hyper-parameters. Raises :class:`UserError` with one line when the file is missing,
-    is not a (complete) checkpoint, or was trained with another latent dimension.
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A vaelab checkpoint, read once and checked: its ``path`` and its ``contents`` (the dict
+    Lightning saved, tensors on the CPU). Callers take what they need from it (the module, the
+    weights, the hyper-parameters) without reading the file again."""
+
+    path: Path
+    contents: dict[str, Any]
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The model's settings (``net``, ``latent_dim``, ``hidden``, ``kl``, ...)."""
+        return self.contents["hyper_parameters"]
+
+    @property
+    def state_dict(self) -> dict[str, Any]:
+        """The module's weights."""
+        return self.contents["state_dict"]
+
+    def module(self) -> Any:
+        """The :class:`~vaelab.training.module.VAEModule`, on the CPU, in eval mode, built from these
+        contents as ``LightningModule.load_from_checkpoint`` builds it (its hyper-parameters that the
+        class takes, ``on_load_checkpoint``, the weights), without a second read of the file."""
+        from vaelab.training.module import VAEModule
+
+        takes = inspect.signature(VAEModule.__init__).parameters
+        any_key = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in takes.values())
+        module = VAEModule(**{k: v for k, v in self.hparams.items() if any_key or k in takes})
+        module.on_load_checkpoint(self.contents)
+        module.load_state_dict(self.state_dict)
+        return module.eval()
+
+
+def read_checkpoint(
+    path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None, net: str | None = None, key: str | None = "ckpt_path"
+) -> Checkpoint:
+    """Read ``path`` once, safely, on the CPU, and check it is a vaelab checkpoint for this model
+    shape (``latent_dim``/``hidden``/``net`` None: of any).
+
+    The file is unpickled by torch's weights-only loader with :data:`SAFE_GLOBALS`, so an object
+    that vaelab never stores (a pickled call of any function) is refused before it is built:
+    :class:`~vaelab.errors.UnsafeCheckpoint`, naming what it holds. Raises :class:`UserError` with one
+    line, starting ``<key>=<path>`` (the path alone when ``key`` is None, e.g. a run dir's
+    ``last.ckpt``), when the file is missing, is not a (complete) checkpoint, or was trained with
+    another shape.
     """
     path = Path(path)
+    label = f"{key}={path}" if key else str(path)
     if not path.is_file():
-        raise no_checkpoint(path)
+        raise no_checkpoint(path) if key == "ckpt_path" else UserError(f"{path} is not a checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise UserError(
-            f"ckpt_path={path} is not a readable checkpoint ({type(exc).__name__}); it may be truncated or another kind of file"
-        ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
-        raise UserError(f"ckpt_path={path} is not a vaelab/Lightning checkpoint (no state_dict or hyper_parameters)")
-    hp = ckpt["hyper_parameters"]
+        contents = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # the weights-only loader refused it: foreign objects, or not a pickle at all
+        names = _unsafe_globals(path, str(exc))
+        if names:
+            raise UnsafeCheckpoint(label, names) from None
+        raise UserError(f"{label} is not a readable checkpoint (not a torch pickle); it may be truncated or another kind of file") from None
+    except Exception as exc:  # any other failure of the loader is a damaged or foreign file, e.g. truncated
+        raise UserError(f"{label} is not a readable checkpoint ({type(exc).__name__}); it may be truncated or another kind of file") from None
+    if not isinstance(contents, dict) or "state_dict" not in contents or "hyper_parameters" not in contents:
+        raise UserError(f"{label} is not a vaelab/Lightning checkpoint (no state_dict or hyper_parameters)")
+    hp = contents["hyper_parameters"]
     if latent_dim is not None and int(hp.get("latent_dim", -1)) != int(latent_dim):
         raise UserError(
-            f"ckpt_path={path} was trained with model.latent_dim={hp.get('latent_dim')}, but this run has model.latent_dim={latent_dim}: "
+            f"{label} was trained with model.latent_dim={hp.get('latent_dim')}, but this run has model.latent_dim={latent_dim}: "
             f"set model.latent_dim={hp.get('latent_dim')} or pick a checkpoint of the same latent dim"
         )
     if hidden is not None and [int(h) for h in hp.get("hidden", [])] != [int(h) for h in hidden]:
         raise UserError(
-            f"ckpt_path={path} was trained with model.hidden={list(hp.get('hidden', []))}, but this run has model.hidden={list(hidden)}: make them match"
+            f"{label} was trained with model.hidden={list(hp.get('hidden', []))}, but this run has model.hidden={list(hidden)}: make them match"
         )
     if net is not None and str(hp.get("net")) != str(net):
         raise UserError(
-            f"ckpt_path={path} holds a model.net={hp.get('net')} network, but this run has model.net={net}: "
-            f"pick the model= option it was trained with"
+            f"{label} holds a model.net={hp.get('net')} network, but this run has model.net={net}: pick the model= option it was trained with"
         )
-    return hp
+    return Checkpoint(path, contents)
+
+
+def _unsafe_globals(path: Path, refusal: str) -> list[str]:
+    """The objects (``module.name``) the weights-only loader refused in ``path``, read from its pickle
+    without building them (torch's scan of a zip checkpoint; for a legacy file, the name in torch's
+    ``refusal`` message). Empty when the file holds none: it is then not a torch pickle at all."""
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (RuntimeError, ValueError, OSError, pickle.UnpicklingError):  # not a zip checkpoint
+        names = re.findall(r"GLOBAL (\S+) was not an allowed global", refusal)
+    return [name for name in dict.fromkeys(names) if name not in allowed]
 
 
 class RunDirRelocation(pl.Callback):

@@ -29,7 +29,8 @@ def fit_or_interrupt(trainer: Any, module: Any, datamodule: Any, ckpt_path: str 
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        # a resumed run's last.ckpt: unpickled by the weights-only loader (vaelab.training.checkpoint)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit as exc:
         if trainer.state.status != TrainerStatus.INTERRUPTED:
             raise

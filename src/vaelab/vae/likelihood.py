@@ -87,6 +87,26 @@ def importance_weighted(
     return ImageBounds(iw_nll=iw_nll, nelbo=nelbo)
 
 
+@torch.no_grad()
+def chunk_bytes(vae: VAE, batch: int, draws: int) -> int:
+    """An upper estimate of the memory one chunk of :func:`importance_weighted` (``draws`` x ``batch``
+    images decoded at once) holds, in bytes: per draw and image, every layer output of the decoder
+    (counted by decoding one latent point: any network), three pixel-sized temporaries of the
+    log-likelihood and the latent draws. It lets a caller refuse a chunk that cannot fit before
+    allocating it (the MLP's measured peak on the CPU is below this estimate)."""
+    param = next(vae.parameters())
+    sizes: list[int] = []
+    leaves = [m for m in vae.modules() if not list(m.children())]  # only the decoder's run below
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()) if isinstance(out, Tensor) else None) for m in leaves]
+    try:
+        logits = vae.decode(torch.zeros(1, vae.latent_dim, device=param.device, dtype=param.dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    per_draw = sum(sizes) + 3 * logits.shape[-1] + 6 * vae.latent_dim
+    return param.element_size() * int(batch) * int(draws) * per_draw
+
+
 def _chunks(k: int, chunk: int) -> Iterator[int]:
     for start in range(0, k, chunk):
         yield min(chunk, k - start)
