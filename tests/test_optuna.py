@@ -105,6 +105,9 @@ def test_a_search_killed_mid_trial_continues_the_killed_trial_to_the_uninterrupt
     assert _states(sweep) == ["COMPLETE", "COMPLETE"]  # n_trials reached, nothing left RUNNING
     assert optuna.load_study(study_name="vaelab_lr_hidden", storage=f"sqlite:///{sweep}/optuna.db").trials[0].params == params
     assert {json.loads((sweep / j / "status.json").read_text())["status"] for j in ("0", "1")} == {"completed"}
+    report = report_in_process(str(sweep), "--wandb-mode", "disabled")  # the report agrees with the summary
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "The best of 2 trials (2 completed) by val_loss_min (minimize)" in (sweep / "report" / "val_loss.md").read_text()
 
     # trial 0 uninterrupted: the same settings as a single run
     single = [o for o in args if not o.startswith(("hparams_search", "hydra.sweep", "hydra.sweeper"))]
@@ -115,11 +118,12 @@ def test_a_search_killed_mid_trial_continues_the_killed_trial_to_the_uninterrupt
     assert len(run_result(whole)["history"]) == 6
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_is_recorded_as_pruned_everywhere(tiny_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "search"
     # a median pruner at its most eager: after one finished trial, any trial worse than the median
     # of the earlier trials at the same epoch stops there
-    proc = run_cli("vaelab.train", *_search(tiny_root, sweep, "hydra.sweeper.n_trials=4", "trainer.max_epochs=3", "hydra/sweeper/pruner=median",
+    proc = run_cli("vaelab.train", *_search(tiny_root, sweep, "hydra.sweeper.n_trials=3", "trainer.max_epochs=3", "hydra/sweeper/pruner=median",
                                             "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]  # a pruned trial is an outcome of the search, not a failure
     states = _states(sweep)

@@ -43,7 +43,7 @@ from vaelab.runs.layout import (
     write_json,
 )
 from vaelab.runs.loggers import instantiate_logger, log_hparams_session
-from vaelab.runs.pruning import search_pruning
+from vaelab.runs.pruning import record_pruned, search_pruning
 from vaelab.runs.reading import init_weights
 from vaelab.runs.signals import JobSignals
 from vaelab.runs.sweep import describe_job, end_stopped_sweep, in_sweep_process, job_process, record_refusal, sweep_collects_interrupts
@@ -92,8 +92,7 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
     clock = Timer(interval="epoch")
     # not choices either: the run's clock, and checkpoint paths that follow a copied or moved run dir
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values()] + [clock, RunDirRelocation(out_dir / CHECKPOINTS)]
-    callbacks += [signals.callback()] if signals is not None else []
-    callbacks += search_pruning()  # an Optuna search with a pruner: val/loss reported to the trial each epoch
+    callbacks += ([signals.callback()] if signals is not None else []) + search_pruning()  # pruning: an Optuna search's pruner, if any
     if not cfg.trainer.get("enable_progress_bar"):  # Lightning refuses a bar callback with the bar off
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate_logger(name, c, out_dir) for name, c in (cfg.get("logger") or {}).items()]
@@ -236,11 +235,8 @@ def _job(cfg: DictConfig, signals: JobSignals) -> float | None:
         _write_status(status, {"status": RUNNING})
         metrics = train(cfg, resume=taken.action == "resume", signals=signals)
         failed = False
-        if metrics.stop_reason == PRUNED:  # a search's pruner stopped it: the sweeper tells the study so
-            reason = f"by the search's pruner after epoch {metrics.epochs}, at val/loss {metrics.history[-1]['val/loss']:.3f}"
-            _write_status(status, {"status": PRUNED, "reason": reason})
-            print(f"pruned {out_dir}: {reason}", flush=True)
-            return None
+        if metrics.stop_reason == PRUNED:  # a search's pruner stopped it: status.json says so, the sweeper tells the study
+            return record_pruned(out_dir, metrics)
         _write_status(status, {"status": COMPLETED})
         if not is_multirun() and process_rank() == 0:  # a multirun's summary prints this for every job
             say(describe_job(out_dir, prefix="run: "))

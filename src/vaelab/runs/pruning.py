@@ -9,7 +9,10 @@ keeps equal to the trial number (``hydra_plugins/vaelab_launcher/optuna.py``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from vaelab.runs.layout import PRUNED, STATUS, Metrics, write_json
 
 
 def search_pruning() -> list[Any]:
@@ -41,3 +44,12 @@ def search_pruning() -> list[Any]:
         return bool(trial.should_prune())
 
     return [Pruning(judge)]
+
+
+def record_pruned(out_dir: Path, metrics: Metrics) -> None:
+    """Record a job its search's pruner stopped as ``pruned`` in its ``status.json``, with the
+    epoch and value it was judged on (the sweeper reads it to tell the study PRUNED); returns the
+    job's value for the sweeper: None, a pruned trial has no objective."""
+    reason = f"by the search's pruner after epoch {metrics.epochs}, at val/loss {metrics.history[-1]['val/loss']:.3f}"
+    write_json(out_dir / STATUS, {"status": PRUNED, "reason": reason})
+    print(f"pruned {out_dir}: {reason}", flush=True)

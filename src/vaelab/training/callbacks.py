@@ -137,28 +137,22 @@ class EarlyStopping(LightningEarlyStopping):
 
 
 class Pruning(pl.Callback):
-    """Ends the fit after an epoch whose ``val/loss`` a pruner judged unpromising (an Optuna
-    search's pruner: :mod:`vaelab.runs.pruning`). ``judge(value, epoch)`` gets each epoch's
-    validation loss (1-based epochs) and says whether to stop; ``pruned_epoch`` records when."""
+    """Ends the fit after an epoch whose val/loss ``judge(value, epoch)`` (1-based epochs)
+    condemns: an Optuna search's pruner (vaelab.runs.pruning). ``pruned_epoch`` says when."""
 
     def __init__(self, judge: Callable[[float, int], bool]) -> None:
-        self.judge = judge
-        self.pruned_epoch = 0
+        self.judge, self.pruned_epoch = judge, 0
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
-            return
-        epoch = trainer.current_epoch + 1
-        if self.judge(float(trainer.callback_metrics["val/loss"]), epoch):
-            self.pruned_epoch = epoch
-            trainer.should_stop = True
+        value, epoch = trainer.callback_metrics.get("val/loss"), trainer.current_epoch + 1
+        if not trainer.sanity_checking and value is not None and self.judge(float(value), epoch):
+            self.pruned_epoch, trainer.should_stop = epoch, True
 
 
 def stop_reason(trainer: pl.Trainer, history: list[dict[str, float]]) -> str:
-    """Why ``trainer.fit`` returned: ``diverged`` (a NaN/inf loss ended it), ``interrupted``
-    (a signal or Ctrl-C), ``pruned`` (a search's pruner stopped it), ``early_stopping`` (the
-    validation loss passed its minimum) or ``max_epochs`` (the epoch cap came first: the run may
-    not have reached its minimum)."""
+    """Why ``trainer.fit`` returned: ``diverged`` (a NaN/inf loss ended it), ``interrupted`` (a signal
+    or Ctrl-C), ``pruned`` (a search's pruner), ``early_stopping`` (the validation loss passed its
+    minimum) or ``max_epochs`` (the epoch cap came first: the run may not have reached its minimum)."""
     last = history[-1] if history else {}
     if any(not math.isfinite(last.get(k, 0.0)) for k in ("val/loss", "train/loss")):
         return "diverged"
