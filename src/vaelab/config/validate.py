@@ -24,7 +24,7 @@ from vaelab.paths import CONF_DIR
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`UserError` for the first config value that is out of range or of the wrong type
     (the typed schema of :mod:`vaelab.config.schema`), then check the data root, the DDP launch, the
-    network's class and ``ckpt_path``: a training job's config, before any work."""
+    network's class, the optimiser and scheduler (:mod:`vaelab.config.optim`) and ``ckpt_path``: a training job's config, before any work."""
     from vaelab.config.schema import check
 
     check(cfg)
@@ -45,6 +45,9 @@ def validate(cfg: DictConfig) -> None:
         except ValueError as exc:
             raise UserError(f"model.net={net} is invalid: {exc}; name a GaussianVAE subclass by import path, e.g. model=vae_conv") from None
     _check_steps_per_call(cfg)
+    from vaelab.config.optim import check_optimisation
+
+    check_optimisation(cfg)
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     if accelerator in ("gpu", "cuda"):
         import torch

@@ -38,6 +38,9 @@ SHAPING_KEYS = (
     # fused and unfused Adam round differently, and a resumed optimiser keeps its recorded kernel
     "model.fused",
     "model.log_scale_max",
+    # the optimiser and the learning-rate schedule, compared argument by argument
+    "model.optimizer",
+    "model.scheduler",
     "data._target_",
     "data.dataset",
     "data.batch_size",
@@ -56,9 +59,42 @@ def _select(config: dict[str, Any], key: str) -> Any:
     return node
 
 
+def _before_the_key(key: str) -> Any:
+    """What a run recorded before ``key`` existed trained with: Adam with torch's defaults
+    (conf/model/optimizer/adam.yaml) and no scheduler; ``<absent>`` for other keys."""
+    if key == "model.optimizer":
+        from omegaconf import OmegaConf
+
+        from vaelab.paths import CONF_DIR
+
+        return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "optimizer" / "adam.yaml"))
+    return None if key == "model.scheduler" else "<absent>"
+
+
+def _differences(key: str, recorded: Any, current: Any) -> list[str]:
+    """``key: recorded -> current``; two configs of the same class are compared argument by
+    argument (``model.scheduler.patience: 5 -> 3``), others by the class they name."""
+    if recorded == current:
+        return []
+    if isinstance(recorded, dict) and isinstance(current, dict) and recorded.get("_target_") == current.get("_target_"):
+        names = dict.fromkeys([*recorded, *current])
+        return [d for n in names for d in _differences(f"{key}.{n}", recorded.get(n, "<absent>"), current.get(n, "<absent>"))]
+
+    def show(value: Any) -> str:
+        return repr(value["_target_"]) if isinstance(value, dict) and "_target_" in value else repr(value)
+
+    return [f"{key}: {show(recorded)} -> {show(current)}"]
+
+
 def changed_settings(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``key: recorded -> current`` for each :data:`SHAPING_KEYS` entry whose value differs."""
-    return [f"{k}: {_select(recorded, k)!r} -> {_select(current, k)!r}" for k in SHAPING_KEYS if _select(recorded, k) != _select(current, k)]
+    """``key: recorded -> current`` for each :data:`SHAPING_KEYS` entry whose value differs (a key
+    the recorded run predates counts as the value it trained with)."""
+    changes = []
+    for key in SHAPING_KEYS:
+        before = _select(recorded, key)
+        before = _before_the_key(key) if before == "<absent>" else before
+        changes += _differences(key, before, _select(current, key))
+    return changes
 
 
 @dataclass

@@ -10,7 +10,8 @@ call and ``model.cuda_graph``); ``speed=plain`` runs the plain module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -29,9 +30,11 @@ class FastVAEModule(VAEModule):
 
     Args:
         cuda_graph: on a CUDA device (one process), replay each full call from one captured CUDA
-            graph; the Adam state then lives on the device (``capturable``). Ignored on the CPU and
-            under DDP (the graph would bypass DDP's gradient all-reduce). Not a hyper-parameter of
-            the model: a checkpoint loads as a plain :class:`VAEModule`.
+            graph; the optimiser state then lives on the device (``capturable``). Ignored on the CPU
+            and under DDP (the graph would bypass DDP's gradient all-reduce), with a learning-rate
+            scheduler (a captured step keeps the learning rate it was captured with, so the steps
+            run eagerly) and with an optimiser that has no ``capturable`` mode. Not a
+            hyper-parameter of the model: a checkpoint loads as a plain :class:`VAEModule`.
         model: the model's arguments, as :class:`~vaelab.training.module.VAEModule` takes them.
     """
 
@@ -51,8 +54,14 @@ class FastVAEModule(VAEModule):
     def optimizer_steps(self) -> int:
         return self.trainer.global_step + self.graph_steps
 
+    def _capturable(self) -> bool:
+        """Whether steps may be captured in a CUDA graph: the setting, a CUDA device, a constant
+        learning rate and an optimiser with a ``capturable`` mode."""
+        takes = "capturable" in inspect.signature(self.optimizer_factory).parameters
+        return self.cuda_graph and self.device.type == "cuda" and self.scheduler_factory is None and takes
+
     def _graphs_on(self) -> bool:
-        return self.cuda_graph and self.device.type == "cuda" and self.trainer.world_size == 1
+        return self._capturable() and self.trainer.world_size == 1
 
     def training_step(self, batch: tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
         batches = batch if isinstance(batch, list) else [batch]
@@ -69,9 +78,8 @@ class FastVAEModule(VAEModule):
             self.manual_backward(loss)
             opt.step()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        capturable = self.cuda_graph and self.device.type == "cuda"
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=bool(self.hparams.fused) or None, capturable=capturable)
+    def build_optimizer(self, params: Iterable[Tensor], **extra: Any) -> torch.optim.Optimizer:
+        return super().build_optimizer(params, **extra, **({"capturable": True} if self._capturable() else {}))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -12,6 +12,7 @@ coordinates, averaged over the images of the split, weighted by batch size (torc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,12 @@ from vaelab.vae.loss import LossTerms, vae_loss
 from vaelab.vae.nets import build_net
 
 TERMS = ("loss", "recon", "kl", "nelbo")
+# the history's and the loggers' name of the learning rate an epoch trained with
+LR_KEY = "train/lr"
+# (parameters, lr=..., fused=...) -> an optimiser: the config's model.optimizer (Hydra's _partial_)
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+# (optimizer) -> a learning-rate scheduler: the config's model.scheduler (Hydra's _partial_)
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 # the report's MLP (conf/model/vae_mlp.yaml): what a module built without naming a network gets
 DEFAULT_NET = "vaelab.vae.model.VAE"
 
@@ -49,12 +56,18 @@ class VAEModule(pl.LightningModule):
         kl: a penalty of :data:`vaelab.vae.loss.KL_FORMS`: ``paper`` (eq. 3) or ``analytic`` (exact KL).
         recon: a term of :data:`vaelab.vae.loss.RECON_FORMS`: ``bce`` or ``mse``.
         beta: weight of the penalty.
-        lr: Adam learning rate.
-        fused: use the fused Adam kernel (same maths, fewer kernel launches).
+        lr: the optimiser's (initial) learning rate.
+        fused: use the optimiser's fused kernel (same maths, fewer kernel launches).
         seed: run seed; with the epoch it fixes the training noise stream.
         kl_warmup_epochs: KL warm-up: the training loss weighs the penalty by ``beta * min(1, e / W)``
             in (1-based) epoch ``e`` of ``W`` (0: none, the report's loss from the first step).
             Validation, test and early stopping always use the full objective.
+        optimizer: builds the optimiser from ``(parameters, lr=lr, fused=...)`` (the config's
+            ``model.optimizer``, a Hydra ``_partial_``); None: :class:`torch.optim.Adam`'s defaults.
+        scheduler: builds a learning-rate scheduler from the optimiser (``model.scheduler``), stepped
+            once per epoch (:meth:`step_scheduler`); None: a constant learning rate. Neither is a
+            hyper-parameter of the checkpoint (it loads without them, under ``weights_only=True``);
+            the run's config records them, and ``resume=true`` compares them.
     """
 
     # one (images, indices) batch per training_step call: data.steps_per_call must be 1
@@ -73,11 +86,16 @@ class VAEModule(pl.LightningModule):
         log_scale_max: float = 10.0,
         seed: int = 0,
         kl_warmup_epochs: int = 0,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
         # logger=False: the run logs its whole resolved config once (model.* included), not these again;
-        # cuda_graph is FastVAEModule's speed setting, not the model's: a checkpoint loads as this class
-        self.save_hyperparameters(logger=False, ignore=["cuda_graph"])
+        # cuda_graph is FastVAEModule's speed setting, not the model's: a checkpoint loads as this class;
+        # the optimiser and scheduler factories are code, not values a safe checkpoint load may hold
+        self.save_hyperparameters(logger=False, ignore=["cuda_graph", "optimizer", "scheduler"])
+        self.optimizer_factory: OptimizerFactory = optimizer or torch.optim.Adam
+        self.scheduler_factory = scheduler
         self.vae = build_net(net, latent_dim, list(hidden), log_scale_max)
         self.val_means = _means(TERMS)
         self.test_means = _means(TERMS)
@@ -164,6 +182,7 @@ class VAEModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._stop_if_diverged()
+        self.step_scheduler()
 
     def _eval_step(self, split: str, means: nn.ModuleDict, batch: tuple[Tensor, Tensor]) -> None:
         x, idx = batch
@@ -201,8 +220,9 @@ class VAEModule(pl.LightningModule):
         best = min([row["val/loss"] for row in self.history] + [metrics["val/loss"]])
         # identical on every rank (computed from reduced sums): sync_dist changes no value, and
         # Lightning then has no reason to warn under DDP
-        self.log_dict({**train, "val/loss_best": best}, sync_dist=True)
+        self.log_dict({**train, "val/loss_best": best, LR_KEY: self.current_lr()}, sync_dist=True)
         metrics["val/loss_best"] = best
+        metrics[LR_KEY] = self.current_lr()
         self.history.append({"epoch": self.current_epoch + 1, **metrics})
         if not math.isfinite(metrics["val/loss"]) or not math.isfinite(metrics.get("train/loss", 0.0)):
             self.trainer.should_stop = True
@@ -221,8 +241,45 @@ class VAEModule(pl.LightningModule):
         self._log_means(self.test_means, "test")
 
     # ------------------------------------------------------------- plumbing
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, fused=bool(self.hparams.fused) or None)
+    def build_optimizer(self, params: Iterable[Tensor], **extra: Any) -> torch.optim.Optimizer:
+        """The configured optimiser over ``params``, with ``model.lr`` and ``model.fused`` (the
+        config check refuses an optimiser without a fused kernel when ``fused`` is on)."""
+        return self.optimizer_factory(params, lr=self.hparams.lr, fused=bool(self.hparams.fused) or None, **extra)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        """The optimiser, and the scheduler in Lightning's dict form when there is one: Lightning
+        then saves its state in every checkpoint and restores it on ``resume=true``."""
+        optimizer = self.build_optimizer(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
+        if self.automatic_optimization:  # Lightning asks a plateau scheduler's monitor of automatic optimisation only
+            config["monitor"] = "val/loss"
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def current_lr(self) -> float:
+        """The learning rate the optimiser steps with now (what this epoch trained with until
+        :meth:`step_scheduler` runs at its end)."""
+        return float(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def step_scheduler(self) -> None:
+        """Step the scheduler once at the end of a training epoch, after its validation (a plateau
+        scheduler reads this epoch's ``val/loss``) and before the epoch's ``last.ckpt`` is written, so
+        a resumed run continues the schedule exactly. Lightning's own stepping comes after that
+        checkpoint for a plateau scheduler (and never under manual optimisation), hence this."""
+        if self.trainer.sanity_checking or not self.trainer.lr_scheduler_configs:
+            return
+        scheduler = self.trainer.lr_scheduler_configs[0].scheduler
+        row = self.history[-1] if self.history and self.history[-1]["epoch"] == self.current_epoch + 1 else None
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if row is not None:  # an epoch without validation leaves a plateau schedule as it is
+                scheduler.step(row["val/loss"])
+        else:
+            scheduler.step()
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """Lightning's per-epoch call: nothing, the scheduler was stepped by :meth:`step_scheduler`."""
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vaelab_history"] = list(self.history)
