@@ -105,12 +105,18 @@ def test_output_dir_under_a_file(tiny_root, tmp_path):
     assert f"{tmp_path}/f is a file, not a folder" in line and "hydra.run.dir" in line
 
 
-def test_disk_full_while_checkpointing(tiny_root, tmp_path):
-    """A failing writer (writes to /dev/full fail with ENOSPC) stands in for a full disk."""
+def test_disk_full_while_checkpointing(tiny_root, tmp_path, monkeypatch):
+    """A failing writer (writes to /dev/full fail with ENOSPC) stands in for a full disk: the
+    checkpoint's temp file is opened there (a link planted in the run dir would be refused)."""
+    import builtins
+
+    from vaelab.training import checkpoint
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        return builtins.open("/dev/full" if str(file).endswith(".ckpt.tmp") else file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "open", full_disk, raising=False)  # the module's own open()
     run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    for name in ("best-epoch001.ckpt.tmp", "last.ckpt.tmp"):  # epochs count from 1
-        os.symlink("/dev/full", run / "checkpoints" / name)
     line = one_error_line(train(tiny_root, run))
     assert "cannot write checkpoint" in line and "No space left on device" in line
     # nothing half-written left: no checkpoint file, and the failed temp file is gone

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from vaelab.config.run_paths import INSIDE_RESERVE, check_inside_run_dir, shorten, why_too_long
 from vaelab.errors import UserError, no_checkpoint
 from vaelab.paths import CONF_DIR
 
@@ -34,7 +35,9 @@ def validate(cfg: DictConfig) -> None:
     from vaelab.data.fetch import ensure_data
 
     data = cfg.data
-    ensure_data(str(data.root), bool(data.get("download", True)), str(data.get("dataset", "mnist")), data.get("mirror"))
+    raw = ensure_data(str(data.root), bool(data.get("download", True)), str(data.get("dataset", "mnist")), data.get("mirror"))
+    _check_split_sizes(data, raw)
+    check_inside_run_dir(cfg, str(cfg.paths.output_dir))
     _check_ddp_launch(cfg, is_multirun())
     net = OmegaConf.select(cfg, "model.net")
     if net is not None:
@@ -57,6 +60,26 @@ def validate(cfg: DictConfig) -> None:
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not Path(str(ckpt)).is_file():
         raise no_checkpoint(ckpt)
+
+
+def _check_split_sizes(data: DictConfig, raw: Path) -> None:
+    """The held-out split and the training batch must fit the training file (60,000 images for
+    MNIST): a larger batch would not fail, it would silently train on one batch of every image per
+    epoch, a different experiment than the one asked for. Refused rather than clamped, so that the
+    recorded ``data.batch_size`` is the batch the run trained with."""
+    from vaelab.data.idx_files import DATASETS, check_idx_file
+
+    files = DATASETS[str(data.get("dataset", "mnist"))][1]
+    name = next(n for n in files if n.startswith("train-images"))
+    n = check_idx_file(raw / name, *files[name])  # cached: ensure_data has just read it
+    val_size, batch = int(data.get("val_size", 0)), int(data.get("batch_size", 1))
+    if not 0 < val_size < n:
+        raise UserError(f"data.val_size={val_size} must be between 1 and {n - 1} (the training file holds {n} images)")
+    if batch > n - val_size:
+        raise UserError(
+            f"data.batch_size={batch} is larger than the training split ({n - val_size} images: {n} in {raw / name} minus "
+            f"data.val_size={val_size}): choose at most {n - val_size} (e.g. data.batch_size=128)"
+        )
 
 
 def _check_steps_per_call(cfg: DictConfig) -> None:
@@ -109,20 +132,24 @@ def _explain(override: str, exc: BaseException) -> str:
 
 def check_output_dir(path: str | Path, key: str, folder: bool = False) -> None:
     """Exit with one line when ``path`` cannot be created or written (checked before Hydra makes it,
-    or before a command does its work).
+    or before a command does its work). Creates nothing, so a refused command leaves nothing: the
+    caller makes the folder once it has work for it.
 
-    ``folder``: ``path`` is a folder to write files into (made here), else a run dir or a file
-    whose parent folders are made here. A probe file is written in the folder that will hold it.
+    ``folder``: ``path`` is a folder to write files into, else a run dir (which must leave room for
+    the files a run writes below it) or a file. A probe file is written in, and removed from, the
+    nearest folder that exists: the one in which the missing ones will be made.
     """
     import tempfile
 
     p = Path(path).expanduser().absolute()
+    too_long = why_too_long(p, reserve=0 if folder else INSIDE_RESERVE)
+    if too_long:
+        _exit(f"{key}={shorten(str(p))} cannot be created: {too_long}; choose a shorter {key}")
     blocker = next((a for a in (p, *p.parents) if a.exists() and not a.is_dir()), None)
     if blocker is not None:
         _exit(f"{key}={p} cannot be created: {blocker} is a file, not a folder; choose another {key}")
-    holder = p if folder else p.parent
+    holder = next(a for a in (p, *p.parents) if a.is_dir())
     try:
-        holder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=holder):
             pass
     except OSError as exc:
@@ -174,7 +201,10 @@ def check_overrides(args: Sequence[str], config_name: str) -> None:
             try:
                 cfg = compose(config_name=config_name, overrides=cand, return_hydra_config=True)
             except Exception as exc:
-                culprit = next((o for o in cand if o.split("=", 1)[0].lstrip("+~") in str(exc)), " ".join(cand))
+                # the override whose key the error names; the longest such key, so that
+                # trainer.limit_train_batches=15 is named rather than the group option trainer=cpu
+                named = [o for o in cand if o.split("=", 1)[0].lstrip("+~") in str(exc)]
+                culprit = max(named, key=lambda o: len(o.split("=", 1)[0]), default=" ".join(cand))
                 _exit(_explain(culprit, exc))
             if i == 0:
                 key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -184,6 +214,16 @@ def check_overrides(args: Sequence[str], config_name: str) -> None:
                     out = None  # depends on something only known at run time; Hydra will say
                 if out:
                     check_output_dir(out, key)
+                _check_job_name(OmegaConf.select(cfg, "hydra.job.name", default=None))
+
+
+def _check_job_name(name: object) -> None:
+    """``hydra.job.name`` names the job's log file, ``<run dir>/<name>.log``: a plain file name, so
+    that the log stays inside the run dir."""
+    if name is not None and (os.sep in str(name) or str(name) in ("", ".", "..")):
+        _exit(
+            f"hydra.job.name={name} is invalid: it names the log file <run dir>/<name>.log; give a plain name without '{os.sep}' (e.g. hydra.job.name=train)"
+        )
 
 
 def _exit(message: str, code: int = 2) -> None:

@@ -9,10 +9,13 @@
   continues from its ``last.ckpt``, and one that never started (or failed before its first
   checkpoint) starts fresh. A single run killed before its first checkpoint also starts over with
   ``resume=true``: a user resumes every interrupted run the same way.
+- A run dir holding a symbolic link is refused: a run appends to files there (``train.log``, the
+  W&B run id, the CSV logger's ``metrics.csv``) and would write through a link into its target.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from dataclasses import dataclass
@@ -118,7 +121,12 @@ def lock_run_dir(out_dir: Path) -> IO[str]:
     may truncate it when another process tries the lock); ``filelock`` itself uses ``flock`` on
     POSIX, the only systems vaelab runs on (Linux, SLURM clusters, macOS). The kernel drops the
     lock when its holder dies, SIGKILL included."""
-    handle = open(out_dir / LOCK, "a+")
+    try:  # never through a link: the pid below would be written into its target
+        handle = os.fdopen(os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o666), "a+")
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise _linked(out_dir / LOCK) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -180,11 +188,32 @@ def claim(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool) -
         return Claim("resume" if resume else "fresh", None)
     lock = lock_run_dir(out_dir)
     try:
+        refuse_links(out_dir)
         action = _decide(out_dir, config, resume, multirun)
     except UserError:
         lock.close()
         raise
     return Claim(action, lock)
+
+
+def refuse_links(out_dir: Path) -> None:
+    """Raise :class:`UserError` for the first symbolic link inside ``out_dir`` (the dir itself may
+    be one: where to keep runs is the user's choice). Not looked into: ``wandb/``, whose links
+    (``latest-run``, ``debug.log``) W&B makes itself and replaces rather than follows, in a folder
+    of its own per session (``offline-run-<time>-<id>``)."""
+    for folder, dirs, files in os.walk(out_dir):
+        for name in sorted(dirs + files):
+            if os.path.islink(os.path.join(folder, name)):
+                raise _linked(Path(folder) / name)
+        if Path(folder) == out_dir:
+            dirs[:] = [d for d in dirs if d != "wandb"]
+
+
+def _linked(path: Path) -> UserError:
+    return UserError(
+        f"{path} is a symbolic link (to {os.readlink(path)}): a run writes only inside its own run dir and would write through it; "
+        f"remove the link (copy the file in its place to keep it), or choose another run dir"
+    )
 
 
 def _decide(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool) -> str:
