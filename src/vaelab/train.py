@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vaelab.config import resolvers
 from vaelab.config.printing import print_config_tree
-from vaelab.config.validate import check_overrides, exit_with, is_multirun, validate
+from vaelab.config.validate import check_overrides, exit_with, is_multirun
 from vaelab.errors import RunInterrupted, UserError, warn
 from vaelab.joblog import say
 from vaelab.runs import wandb_run
@@ -38,11 +38,11 @@ from vaelab.runs.layout import (
     RUNNING,
     STATUS,
     Metrics,
-    check_metric_name,
     read_json,
     write_json,
 )
 from vaelab.runs.loggers import instantiate_logger, log_hparams_session
+from vaelab.runs.preflight import refusal
 from vaelab.runs.pruning import record_pruned, search_pruning
 from vaelab.runs.reading import init_weights
 from vaelab.runs.signals import JobSignals
@@ -201,12 +201,7 @@ def _job(cfg: DictConfig, signals: JobSignals) -> float | None:
     out_dir = Path(cfg.paths.output_dir)
     status = out_dir / STATUS
     failed = True
-    invalid: UserError | None = None
-    try:
-        validate(cfg)
-        check_metric_name("optimized_metric", cfg.get("optimized_metric"))
-    except UserError as err:  # recorded below, once the run dir is known to be this job's
-        invalid = err
+    invalid = refusal(cfg)  # a multirun job's (a single run's exits): recorded below, once the run dir is known to be this job's
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         resolved = OmegaConf.to_container(cfg, resolve=True) if invalid is None else {}

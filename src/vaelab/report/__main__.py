@@ -52,9 +52,9 @@ def make_report(
     from vaelab.runs.provenance import git_commit, machine
 
     jobs = collect_jobs(sweeps)
-    out.mkdir(parents=True, exist_ok=True)
     if not any(j.ok for j in jobs):
         raise UserError(f"no job of {', '.join(map(str, sweeps))} completed: nothing to report (see each job's status.json)")
+    out.mkdir(parents=True, exist_ok=True)  # only now: a refused report leaves no folder
     objective = search_objective(jobs)  # an Optuna search: its trials ranked by its own objective
     rows = table_rows(jobs, objective)
     commits = sorted({str(j.metrics.get("git_commit")) for j in jobs if j.ok})
