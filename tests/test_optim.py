@@ -49,6 +49,19 @@ def test_the_default_is_adam_with_a_constant_rate_logged_per_epoch(tiny_root, tm
     assert [float(r["train/lr"]) for r in rows if r.get("train/lr")] == pytest.approx([0.002, 0.002], rel=1e-6)
 
 
+def test_wandb_charts_the_rate_against_the_epoch(tiny_root, tmp_path, plateau_whole):
+    import wandb_reader
+
+    args = [a for a in PLATEAU if a != "logger=none"]
+    proc = train_in_process(*_args(tiny_root, *args, "trainer.max_epochs=6", "logger=wandb"), f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    f = wandb_reader.run_file(next((tmp_path / "wandb").glob("offline-run-*")))
+    assert wandb_reader.metric_definitions(f)["train/lr"]["step_metric"] == "epoch"
+    rows = [row for row in wandb_reader.history(f) if "train/lr" in row]
+    assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert [row["train/lr"] for row in rows] == pytest.approx([h["train/lr"] for h in _history(plateau_whole)], rel=1e-6)
+
+
 def test_a_plateau_schedule_lowers_the_rate_and_both_speeds_agree(tiny_root, tmp_path, plateau_whole):
     rates = [row["train/lr"] for row in _history(plateau_whole)]
     assert rates[0] == 0.05 and min(rates) < 0.05 and rates == sorted(rates, reverse=True), rates

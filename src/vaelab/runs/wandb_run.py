@@ -146,11 +146,11 @@ OmegaConf.register_new_resolver("vaelab.trial_values", trial_values, replace=Tru
 # ------------------------------------------------------------------------------------ the logger
 def epoch_metrics() -> list[str]:
     """The metrics logged once per epoch, charted against ``epoch``: the validation terms, the best
-    validation loss so far, the training loss and the image panels."""
+    validation loss so far, the training loss, the epoch's learning rate and the image panels."""
     from vaelab.training.callbacks import PANELS
-    from vaelab.training.module import TERMS
+    from vaelab.training.module import LR_KEY, TERMS
 
-    return [*(f"val/{t}" for t in TERMS), "val/loss_best", "train/loss", *(f"images/{p}" for p in PANELS)]
+    return [*(f"val/{t}" for t in TERMS), "val/loss_best", "train/loss", LR_KEY, *(f"images/{p}" for p in PANELS)]
 
 
 def declare_metrics(run: Any) -> None:
