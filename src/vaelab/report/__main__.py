@@ -31,7 +31,7 @@ from typing import Any
 
 from vaelab.errors import UserError
 from vaelab.report.collect import collect_jobs, search_objective, sweep_command
-from vaelab.report.plots import write_figures
+from vaelab.report.plots import check_checkpoints, write_figures
 from vaelab.report.reference import beside, experiment_references
 from vaelab.report.tables import markdown, run_rows, search_headline, table_rows, write_csv
 from vaelab.runs.layout import RUN_INFO, read_json
@@ -54,6 +54,7 @@ def make_report(
     jobs = collect_jobs(sweeps)
     if not any(j.ok for j in jobs):
         raise UserError(f"no job of {', '.join(map(str, sweeps))} completed: nothing to report (see each job's status.json)")
+    check_checkpoints(jobs)  # a checkpoint that could run code refuses the report before it writes anything
     out.mkdir(parents=True, exist_ok=True)  # only now: a refused report leaves no folder
     objective = search_objective(jobs)  # an Optuna search: its trials ranked by its own objective
     rows = table_rows(jobs, objective)

@@ -86,6 +86,24 @@ def _trials(jobs: Sequence[Job], varying: list[str]):
     return fig
 
 
+def check_checkpoints(jobs: Sequence[Job]) -> None:
+    """Read each completed job's best checkpoint (safely) and raise :class:`UnsafeCheckpoint` for
+    one that holds objects vaelab does not store: the report is refused with its line before it
+    writes anything. A checkpoint missing or damaged is left to :func:`write_figures`, which skips
+    that job's figures with a warning."""
+    from vaelab.runs.reading import best_checkpoint, open_checkpoint
+
+    for job in jobs:
+        if not job.ok:
+            continue
+        try:
+            open_checkpoint(best_checkpoint(job.dir))
+        except UnsafeCheckpoint:
+            raise
+        except UserError:  # warned about by write_figures, which needs it
+            continue
+
+
 def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict[str, Path]:
     """All PNGs; returns {name: path}. Figures that need the data or a checkpoint are skipped with a
     warning (never silently) when those cannot be loaded."""

@@ -120,15 +120,7 @@ def read_checkpoint(
     label = f"{key}={path}" if key else str(path)
     if not path.is_file():
         raise no_checkpoint(path) if key == "ckpt_path" else UserError(f"{path} is not a checkpoint file")
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:  # the weights-only loader refused it: foreign objects, or not a pickle at all
-        names = _unsafe_globals(path, str(exc))
-        if names:
-            raise UnsafeCheckpoint(label, names) from None
-        raise UserError(f"{label} is not a readable checkpoint (not a torch pickle); it may be truncated or another kind of file") from None
-    except Exception as exc:  # any other failure of the loader is a damaged or foreign file, e.g. truncated
-        raise UserError(f"{label} is not a readable checkpoint ({type(exc).__name__}); it may be truncated or another kind of file") from None
+    contents = _load(path, label)
     if not isinstance(contents, dict) or "state_dict" not in contents or "hyper_parameters" not in contents:
         raise UserError(f"{label} is not a vaelab/Lightning checkpoint (no state_dict or hyper_parameters)")
     hp = contents["hyper_parameters"]
@@ -148,6 +140,32 @@ def read_checkpoint(
     return Checkpoint(path, contents)
 
 
+# the last file read, by its identity: a job's checks and its start read one file once (the check
+# before Hydra makes the run dir, the task's own check, the weights' load are one unpickling)
+_last_read: dict[tuple[str, int, int, int], Any] = {}
+
+
+def _load(path: Path, label: str) -> Any:
+    """The unpickled contents of ``path`` (weights-only, on the CPU), read once while the file stays
+    the same (path, inode, size, modification time); a refusal is one line naming ``label``."""
+    stat = path.stat()
+    identity = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if identity in _last_read:
+        return _last_read[identity]
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # the weights-only loader refused it: foreign objects, or not a pickle at all
+        names = _unsafe_globals(path, str(exc))
+        if names:
+            raise UnsafeCheckpoint(label, names) from None
+        raise UserError(f"{label} is not a readable checkpoint (not a torch pickle); it may be truncated or another kind of file") from None
+    except Exception as exc:  # any other failure of the loader is a damaged or foreign file, e.g. truncated
+        raise UserError(f"{label} is not a readable checkpoint ({type(exc).__name__}); it may be truncated or another kind of file") from None
+    _last_read.clear()
+    _last_read[identity] = contents
+    return contents
+
+
 def _unsafe_globals(path: Path, refusal: str) -> list[str]:
     """The objects (``module.name``) the weights-only loader refused in ``path``, read from its pickle
     without building them (torch's scan of a zip checkpoint; for a legacy file, the name in torch's
@@ -157,7 +175,7 @@ def _unsafe_globals(path: Path, refusal: str) -> list[str]:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except (RuntimeError, ValueError, OSError, pickle.UnpicklingError):  # not a zip checkpoint
         names = re.findall(r"GLOBAL (\S+) was not an allowed global", refusal)
-    return [name for name in dict.fromkeys(names) if name not in allowed]
+    return sorted(set(names) - allowed)
 
 
 class RunDirRelocation(pl.Callback):
