@@ -118,12 +118,15 @@ def test_the_report_and_the_api_refuse_a_poisoned_checkpoint(sweep: Path, tmp_pa
 
 
 def test_real_checkpoints_hold_only_what_the_allow_list_names(sweep: Path, tiny_root: Path, tmp_path: Path) -> None:
-    """Both speed paths' checkpoints (last and best: optimiser, callbacks, loops, history) need no
-    global beyond torch's weights-only defaults and SAFE_GLOBALS, and load through the reader."""
+    """Both speed paths' checkpoints (last and best: optimiser, LR scheduler, callbacks, loops,
+    history) need no global beyond torch's weights-only defaults and SAFE_GLOBALS, and load through
+    the reader."""
     from vaelab.training.checkpoint import SAFE_GLOBALS, read_checkpoint
 
     plain = tmp_path / "plain"
-    proc = train_in_process(f"data.root={tiny_root}", *TINY, "logger=none", "speed=plain", run_dir=plain)
+    proc = train_in_process(
+        f"data.root={tiny_root}", *TINY, "logger=none", "speed=plain", "model/optimizer=adamw", "model/scheduler=plateau", run_dir=plain
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}
     for run in (sweep / "0", plain):
