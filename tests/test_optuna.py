@@ -145,3 +145,14 @@ def test_a_pruned_trial_is_recorded_as_pruned_everywhere(tiny_root: Path, tmp_pa
     assert {j for j, r in runs.items() if r["status"].startswith("pruned")} == set(pruned)
     table = (sweep / "report" / "val_loss.md").read_text()
     assert all(f"job search/{j} seed 0 (pruned: by the search's pruner" in table for j in pruned)
+
+
+def test_pruning_without_a_stored_study_is_one_error_line(tiny_root: Path, tmp_path: Path) -> None:
+    # the jobs report to the study through its storage: an in-memory study cannot be pruned
+    proc = run_cli("vaelab.train", *_search(tiny_root, tmp_path / "search", "hydra/sweeper/pruner=median", "hydra.sweeper.storage=null"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: hydra.sweeper.pruner needs a stored study: each trial reports its val/loss to it from its own job; "
+        "set hydra.sweeper.storage=sqlite:///<file>, or hydra/sweeper/pruner=null"
+    ]
+    assert not (tmp_path / "search" / "0").exists()

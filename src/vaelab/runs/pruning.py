@@ -19,6 +19,7 @@ def search_pruning() -> list[Any]:
     """``[Pruning callback]`` for a job of an Optuna search with ``hydra.sweeper.pruner`` set;
     ``[]`` otherwise (a single run, another sweeper, pruning off)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     if not HydraConfig.initialized():
@@ -26,7 +27,7 @@ def search_pruning() -> list[Any]:
     hydra_cfg = HydraConfig.get()
     pruner_cfg = OmegaConf.select(hydra_cfg, "sweeper.pruner")
     storage_url = OmegaConf.select(hydra_cfg, "sweeper.storage")
-    if pruner_cfg is None or not storage_url or OmegaConf.select(hydra_cfg, "job.num") is None:
+    if pruner_cfg is None or not storage_url or hydra_cfg.mode != RunMode.MULTIRUN:  # a job of the search, not a lone run
         return []
     import optuna
     from hydra.utils import instantiate
