@@ -69,6 +69,8 @@ def test_a_plateau_schedule_lowers_the_rate_and_both_speeds_agree(tiny_root, tmp
     proc = train_in_process(*_args(tiny_root, *PLATEAU, "trainer.max_epochs=6", "speed=plain"), f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert result(tmp_path) == result(plateau_whole)
+    # the epoch lines name the rate under a schedule
+    assert "epoch 1 (cap 6)" in proc.stdout and " lr=0.05 (" in proc.stdout and f" lr={min(rates):.3g} (" in proc.stdout
 
 
 @pytest.mark.parametrize("speed", ["fast", "plain"])

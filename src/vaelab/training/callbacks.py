@@ -19,7 +19,7 @@ from torchvision.utils import make_grid, save_image
 
 from vaelab.errors import warn
 from vaelab.joblog import say, to_log_file
-from vaelab.training.module import DEFAULT_NET
+from vaelab.training.module import DEFAULT_NET, LR_KEY
 
 
 def epoch_status(trainer: pl.Trainer, pl_module: pl.LightningModule, label: str, epoch: int) -> str:
@@ -64,6 +64,8 @@ class EpochProgress(pl.Callback):
             return
         row = history[-1]
         parts = [f"{k}={row[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in row]
+        if trainer.lr_scheduler_configs and LR_KEY in row:  # under a schedule: the rate this epoch trained with
+            parts.append(f"lr={row[LR_KEY]:.3g}")
         status = epoch_status(trainer, pl_module, self.label, int(row["epoch"]))
         line = f"{status} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)"
         # the log file gets the line always; the console only where no bar shows the epoch
