@@ -60,12 +60,10 @@ class EpochProgress(pl.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         history = getattr(pl_module, "history", [])
-        if not history or history[-1]["epoch"] != trainer.current_epoch + 1:
+        if not history or (row := history[-1])["epoch"] != trainer.current_epoch + 1:
             return
-        row = history[-1]
-        parts = [f"{k}={row[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in row]
-        if trainer.lr_scheduler_configs and LR_KEY in row:  # under a schedule: the rate this epoch trained with
-            parts.append(f"lr={row[LR_KEY]:.3g}")
+        lr = [f"lr={row[LR_KEY]:.3g}"] if trainer.lr_scheduler_configs and LR_KEY in row else []  # the rate under a schedule
+        parts = [f"{k}={row[k]:.3f}" for k in ("train/loss", "val/loss", "val/loss_best") if k in row] + lr
         status = epoch_status(trainer, pl_module, self.label, int(row["epoch"]))
         line = f"{status} {' '.join(parts)} ({time.perf_counter() - self._start:.1f}s)"
         # the log file gets the line always; the console only where no bar shows the epoch
