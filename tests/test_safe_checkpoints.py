@@ -136,36 +136,67 @@ def test_real_checkpoints_hold_only_what_the_allow_list_names(sweep: Path, tiny_
             assert read.hparams["latent_dim"] == 2 and read.module().vae.latent_dim == 2
 
 
-def test_sample_and_evaluate_read_their_checkpoint_once(sweep: Path, tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def torch_loads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What ``torch.load`` is called with from now on (ours and Lightning's loads), starting from a
+    fresh process's state (no checkpoint read before)."""
+    from vaelab.training import checkpoint
+
+    loads: list[object] = []
+    real_load = torch.load
+
+    def counting_load(f, *args, **kwargs):
+        loads.append(f)
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    monkeypatch.setattr(checkpoint, "_last_read", {})
+    return loads
+
+
+def test_sample_and_evaluate_read_their_checkpoint_once(
+    sweep: Path, tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torch_loads: list[object]
+) -> None:
     from vaelab.evaluate import run as evaluate_task
     from vaelab.sample import run as sample_task
     from vaelab.training import checkpoint
     from vaelab.training.module import VAEModule
 
-    loads: list[str] = []
     built: list[int] = []
-    real_load, real_restore = torch.load, VAEModule.on_load_checkpoint
+    real_restore = VAEModule.on_load_checkpoint
 
-    def counting_load(f, *args, **kwargs):
-        loads.append(str(f))
-        return real_load(f, *args, **kwargs)
-
-    def counting_restore(self, checkpoint):  # once per module built from a checkpoint (ours or Lightning's)
+    def counting_restore(self, contents):  # once per module built from a checkpoint (ours or Lightning's)
         built.append(1)
-        real_restore(self, checkpoint)
+        real_restore(self, contents)
 
-    monkeypatch.setattr(torch, "load", counting_load)
     monkeypatch.setattr(VAEModule, "on_load_checkpoint", counting_restore)
     best = _best(sweep / "0")
     for name, task, args in (
         ("sample", sample_task, ["n_samples=4", "grid_steps=3", f"out={tmp_path / 'samples'}"]),
         ("evaluate", evaluate_task, ["k=2", f"out={tmp_path / 'eval.json'}", f"data.root={tiny_root}"]),
     ):
-        loads.clear(), built.clear(), checkpoint._last_read.clear()  # a fresh process's state
+        torch_loads.clear(), built.clear(), checkpoint._last_read.clear()  # each command in a fresh process
         ran = call_task(name, task, f"ckpt_path={best}", *args, env={"WANDB_MODE": "disabled"})
         assert ran.returncode == 0, ran.stderr[-3000:]
-        assert loads.count(str(best)) == 1 and len(built) == 1, (name, loads, built)
+        assert torch_loads == [best] and len(built) == 1, (name, torch_loads, built)
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["latent_grid.png", "latents_test.pt", "samples.png"]
+
+
+def test_a_training_job_reads_its_source_or_its_last_ckpt_once(sweep: Path, tiny_root: Path, tmp_path: Path, torch_loads: list[object]) -> None:
+    """``ckpt_path=``: the checks and the weights' load are one read; ``resume=true``: the check and
+    Lightning's restore are one read. Lightning's other load, the test of the new best, is the
+    only other one, also through vaelab's reader."""
+    best = _best(sweep / "0")
+    ran = train_in_process(f"data.root={tiny_root}", *TINY, "logger=none", f"ckpt_path={best}", run_dir=tmp_path / "new")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert torch_loads == [best, _best(tmp_path / "new")], torch_loads
+    torch_loads.clear()
+    run = tmp_path / "resumed"
+    shutil.copytree(sweep / "0", run)
+    ran = train_in_process(f"data.root={tiny_root}", *TINY, "logger=none", "trainer.max_epochs=3", "resume=true", run_dir=run)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+    assert torch_loads == [run / "checkpoints" / "last.ckpt", _best(run)], torch_loads
 
 
 def test_a_directory_as_ckpt_path_is_called_a_directory(sweep: Path, tiny_root: Path, tmp_path: Path) -> None:

@@ -57,6 +57,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"cannot write checkpoint {path}: {exc.strerror or exc}; free disk space or point hydra.run.dir/hydra.sweep.dir at a writable folder"
             ) from None
 
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's loads in training (``resume=true``'s ``last.ckpt``, the test of the best
+        checkpoint) go through vaelab's reader: weights-only whatever Lightning asks, one error line
+        for a file it refuses, and a file this process has just read and checked (``resume=true``)
+        handed over instead of read again. Tensors come on the CPU, as Lightning's default
+        ``map_location`` gives them; Lightning moves them to the module's device."""
+        return _load(Path(path), str(path), hand_over=True)
+
 
 # The allow-list: what a vaelab checkpoint may hold beyond what torch's weights-only unpickler
 # accepts by itself (tensors and their storages, OrderedDict, dtypes, plain Python values). Every
@@ -64,8 +72,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 # dicts, loop and callback states, hyper-parameters, the epoch history): the list is empty, and a
 # test keeps it so (tests/test_safe_checkpoints.py checks a real checkpoint of each speed path). A
 # class stored in a checkpoint one day is added here, and only here: this module registers the list
-# with torch when imported, which every load of vaelab's goes through (``read_checkpoint`` below,
-# and Lightning's own loads, asked with ``weights_only=True``, in training).
+# with torch when imported; every load of vaelab's goes through ``read_checkpoint`` below, and
+# Lightning's own loads in training through ``AtomicCheckpointIO.load_checkpoint`` (also asked
+# with ``weights_only=True``).
 SAFE_GLOBALS: list[Any] = []
 torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
@@ -141,17 +150,19 @@ def read_checkpoint(
 
 
 # the last file read, by its identity: a job's checks and its start read one file once (the check
-# before Hydra makes the run dir, the task's own check, the weights' load are one unpickling)
+# before Hydra makes the run dir, the task's own check, the weights' load, Lightning's restore on
+# resume are one unpickling)
 _last_read: dict[tuple[str, int, int, int], Any] = {}
 
 
-def _load(path: Path, label: str) -> Any:
+def _load(path: Path, label: str, hand_over: bool = False) -> Any:
     """The unpickled contents of ``path`` (weights-only, on the CPU), read once while the file stays
-    the same (path, inode, size, modification time); a refusal is one line naming ``label``."""
+    the same (path, inode, size, modification time); a refusal is one line naming ``label``.
+    ``hand_over``: the caller may change the contents (Lightning's restore does): they are not kept."""
     stat = path.stat()
     identity = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     if identity in _last_read:
-        return _last_read[identity]
+        return _last_read.pop(identity) if hand_over else _last_read[identity]
     try:
         contents = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # the weights-only loader refused it: foreign objects, or not a pickle at all
@@ -161,8 +172,9 @@ def _load(path: Path, label: str) -> Any:
         raise UserError(f"{label} is not a readable checkpoint (not a torch pickle); it may be truncated or another kind of file") from None
     except Exception as exc:  # any other failure of the loader is a damaged or foreign file, e.g. truncated
         raise UserError(f"{label} is not a readable checkpoint ({type(exc).__name__}); it may be truncated or another kind of file") from None
-    _last_read.clear()
-    _last_read[identity] = contents
+    if not hand_over:
+        _last_read.clear()
+        _last_read[identity] = contents
     return contents
 
 
