@@ -97,7 +97,7 @@ def check_checkpoints(jobs: Sequence[Job]) -> None:
         if not job.ok:
             continue
         try:
-            open_checkpoint(best_checkpoint(job.dir))
+            open_checkpoint(best_checkpoint(job.dir), key=None)
         except UnsafeCheckpoint:
             raise
         except UserError:  # warned about by write_figures, which needs it

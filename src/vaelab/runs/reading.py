@@ -39,11 +39,11 @@ def best_checkpoint(run_dir: Path) -> Path:
     raise UserError(f"{run_dir} holds no best checkpoint (checkpoints/best-*.ckpt): give the dir of a finished training run")
 
 
-def open_checkpoint(ckpt_path: str | Path | Checkpoint | None) -> Checkpoint:
+def open_checkpoint(ckpt_path: str | Path | Checkpoint | None, key: str | None = "ckpt_path") -> Checkpoint:
     """The checkpoint ``ckpt_path`` names, read once (safely: :mod:`vaelab.training.checkpoint`) and
     checked to be a vaelab checkpoint of any shape; its path resolved (one already opened is
     returned as it is). What the evaluation, the sample command, the report and the notebook take a
-    model from."""
+    model from. ``key``: the option an error line names (None: the file alone, e.g. a run's best)."""
     if not isinstance(ckpt_path, (str, Path, type(None))):
         return ckpt_path  # a Checkpoint
     if ckpt_path in (None, "", "???"):
@@ -53,7 +53,7 @@ def open_checkpoint(ckpt_path: str | Path | Checkpoint | None) -> Checkpoint:
         raise no_checkpoint(path)
     from vaelab.training.checkpoint import read_checkpoint
 
-    return read_checkpoint(path.resolve())
+    return read_checkpoint(path.resolve(), key=key)
 
 
 def load_module(ckpt: str | Path | Checkpoint):
