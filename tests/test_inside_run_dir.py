@@ -139,3 +139,16 @@ def test_a_symlinked_lock_file_is_refused_before_it_is_opened(tmp_path: Path) ->
     with pytest.raises(UserError, match=r"\.lock is a symbolic link"):
         claim(run, {}, resume=False, multirun=False)
     assert victim.read_text() == "mine\n"
+
+
+def test_a_json_file_is_never_written_through_a_link_at_its_temp_name(tmp_path: Path) -> None:
+    """status.json, metrics.json, eval.json: written to <name>.tmp, then renamed; a link planted at
+    the temp name (vaelab.evaluate writes eval.json into a run dir it does not claim) is removed."""
+    from vaelab.runs.layout import write_json
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    (tmp_path / "eval.json.tmp").symlink_to(victim)
+    write_json(tmp_path / "eval.json", {"k": 1})
+    assert victim.read_text() == "mine\n" and json.loads((tmp_path / "eval.json").read_text()) == {"k": 1}
+    assert not (tmp_path / "eval.json.tmp").exists() and not (tmp_path / "eval.json").is_symlink()

@@ -85,11 +85,14 @@ RESULT_KEYS = ("val_loss_min", "val_loss_min_epoch", "test_loss", "test_nelbo", 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON atomically (temp file + rename), so a killed process never leaves half a file.
     A failed write (disk full, read-only file) is one :class:`UserError` naming the file; the
-    temp file is removed."""
+    temp file is removed. The temp file is made new (``O_EXCL``): a leftover one, or a symbolic
+    link planted at its name, is removed rather than written through."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        tmp.unlink(missing_ok=True)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), "w") as f:
+            f.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
