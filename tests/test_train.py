@@ -82,6 +82,18 @@ def test_fast_dev_run(tiny_root, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == 1
 
 
+def test_fast_dev_run_trains_one_batch_under_both_speeds(tiny_root, tmp_path):
+    # speed=plain's one call is one batch; the default speed (several batches per call otherwise)
+    # must train on that same batch alone: the same training loss and the same weights after it
+    losses = []
+    for speed in ("fast", "plain"):
+        run = tmp_path / speed
+        proc = train_in_process(f"data.root={tiny_root}", *TINY, "debug=fast_dev_run", f"speed={speed}", f"hydra.run.dir={run}")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        losses.append([(r["train/loss"], r["val/loss"]) for r in json.loads((run / "metrics.json").read_text())["history"]])
+    assert losses[0] == losses[1] and len(losses[0]) == 1
+
+
 def test_history_is_whole_when_the_best_epoch_is_not_the_last(tiny_root, tmp_path):
     # lr 0.05, seed 0: the best val/loss is at epoch 2 of 3. Testing loads the best checkpoint, whose
     # stored history ends at epoch 2; metrics.json must still hold all 3 epochs (curves, "epochs")

@@ -93,7 +93,9 @@ def loss_curves(curves: Sequence[Curve], title: str = "validation loss", zoom: b
         trained = any(c.train_loss is not None for c in mine)
         grid[0, col].set_title(f"latent dim {d}: whole run (white dot: minimum)")
         handles, _ = grid[0, col].get_legend_handles_labels()
-        key = [Line2D([], [], color="0.3", lw=1.2, label="validation")] + ([Line2D([], [], color="0.3", lw=0.8, alpha=0.3, label="training (light)")] if trained else [])
+        key = [Line2D([], [], color="0.3", lw=1.2, label="validation")] + (
+            [Line2D([], [], color="0.3", lw=0.8, alpha=0.3, label="training (light)")] if trained else []
+        )
         grid[0, col].legend(handles=handles + key, fontsize=7)
         if zoom and bests:
             first = min(e for e, _ in bests)
