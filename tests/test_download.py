@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY, composed, make_tiny_mnist, run_cli
+from conftest import REPO, TINY, composed, make_tiny_mnist, run_cli, train_in_process
 from vaelab.data.fetch import ensure_data
 from vaelab.data.idx_files import DATASETS, check_data_root
 from vaelab.errors import UserError
@@ -74,7 +74,10 @@ def test_first_run_downloads_checks_and_trains_then_reuses(tmp_path, mirror, ori
     assert f"downloading MNIST (4 file(s)) from {mirror.url} into {raw}, once" in first.stdout
     assert (tmp_path / "run1" / "metrics.json").is_file()
 
-    second = train(root, tmp_path / "run2", mirror.url)
+    # the second run in process (the first took the command line): the files are reused
+    second = train_in_process(
+        f"data.root={root}", f"data.mirror={mirror.url}", *TINY, "trainer.max_epochs=1", "logger=none", f"hydra.run.dir={tmp_path / 'run2'}"
+    )
     assert second.returncode == 0, second.stderr
     assert len(mirror.requests) == 4 and "downloading" not in second.stdout  # reused: no request
     assert (tmp_path / "run2" / "metrics.json").is_file()

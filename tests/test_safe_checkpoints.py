@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, call_task, run_cli, train_in_process
+from conftest import TINY, call_task, evaluate_in_process, run_cli, train_in_process
 
 REFUSED = "holds objects vaelab does not store (builtins.getattr, pathlib.Path, pathlib.PosixPath): not loaded"
 
@@ -202,10 +202,13 @@ def test_a_training_job_reads_its_source_or_its_last_ckpt_once(sweep: Path, tiny
 def test_a_directory_as_ckpt_path_is_called_a_directory(sweep: Path, tiny_root: Path, tmp_path: Path) -> None:
     run = sweep / "0"
     said = f"error: ckpt_path={run} is a directory, not a checkpoint file: give {run}/checkpoints/best-epochNNN.ckpt"
+    from vaelab.sample import run as sample
+
+    # the command line once (train); evaluate and sample through their Hydra tasks in process: the same wording
     for proc in (
         run_cli("vaelab.train", f"data.root={tiny_root}", *TINY, "logger=none", f"ckpt_path={run}", f"hydra.run.dir={tmp_path / 'run'}"),
-        run_cli("vaelab.evaluate", f"ckpt_path={run}", "k=2"),
-        run_cli("vaelab.sample", f"ckpt_path={run}"),
+        evaluate_in_process(f"ckpt_path={run}", "k=2"),
+        call_task("sample", sample, f"ckpt_path={run}"),
     ):
         assert proc.returncode == 2 and proc.stderr.strip().startswith(said) and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-3000:]
     assert not (tmp_path / "run").exists()
@@ -213,7 +216,7 @@ def test_a_directory_as_ckpt_path_is_called_a_directory(sweep: Path, tiny_root: 
 
 def test_evaluate_refuses_a_chunk_that_cannot_fit(sweep: Path, tiny_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
-    proc = run_cli("vaelab.evaluate", f"ckpt_path={_best(sweep / '0')}", "k=1000000000", "chunk=1000000000", f"out={out}", f"data.root={tiny_root}")
+    proc = evaluate_in_process(f"ckpt_path={_best(sweep / '0')}", "k=1000000000", "chunk=1000000000", f"out={out}", f"data.root={tiny_root}")
     (line,) = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert line.startswith("error: chunk=1000000000 with k=1000000000 and batch_size=100 decodes 100,000,000,000 images at once: about ")
