@@ -67,14 +67,13 @@ def _check_split_sizes(data: DictConfig, raw: Path) -> None:
     MNIST): a larger batch would not fail, it would silently train on one batch of every image per
     epoch, a different experiment than the one asked for. Refused rather than clamped, so that the
     recorded ``data.batch_size`` is the batch the run trained with."""
-    from vaelab.data.idx_files import DATASETS, check_idx_file
+    from vaelab.data.idx_files import DATASETS, check_idx_file, check_val_size
 
     files = DATASETS[str(data.get("dataset", "mnist"))][1]
     name = next(n for n in files if n.startswith("train-images"))
     n = check_idx_file(raw / name, *files[name])  # cached: ensure_data has just read it
     val_size, batch = int(data.get("val_size", 0)), int(data.get("batch_size", 1))
-    if not 0 < val_size < n:
-        raise UserError(f"data.val_size={val_size} must be between 1 and {n - 1} (the training file holds {n} images)")
+    check_val_size(val_size, n)
     if batch > n - val_size:
         raise UserError(
             f"data.batch_size={batch} is larger than the training split ({n - val_size} images: {n} in {raw / name} minus "

@@ -19,7 +19,7 @@ from torch import Tensor
 from vaelab.data.choices import BINARIZE_MODES, Binarize  # noqa: F401  (re-exported: one definition)
 from vaelab.data.datasets import read_split
 from vaelab.data.fetch import ensure_data
-from vaelab.data.idx_files import DATASETS
+from vaelab.data.idx_files import DATASETS, check_val_size
 from vaelab.errors import UserError
 
 
@@ -194,8 +194,7 @@ class MNISTDataModule(pl.LightningDataModule):
         train_u8, train_y = read_split(self.root, train=True, dataset=self.dataset)
         test_u8, test_y = read_split(self.root, train=False, dataset=self.dataset)
         n = train_u8.shape[0]
-        if not 0 < self.val_size < n:
-            raise UserError(f"data.val_size={self.val_size} must be between 1 and {n - 1} (the training file holds {n} images)")
+        check_val_size(self.val_size, n)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
         pixels = train_u8.reshape(n, -1).float().div_(255.0)

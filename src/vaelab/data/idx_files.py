@@ -126,3 +126,10 @@ def check_mnist_raw(raw: Path, files: dict[str, tuple[int, tuple[int, ...], str]
             raise UserError(
                 f"{raw}/{split}-images-idx3-ubyte holds {ni} images but {split}-labels-idx1-ubyte holds {nl} labels: replace them with the official files"
             )
+
+
+def check_val_size(val_size: int, n: int) -> None:
+    """The held-out validation split must leave images to train on: ``1 <= val_size < n`` for a
+    training file of ``n`` images. One wording for the config check and the data module."""
+    if not 0 < val_size < n:
+        raise UserError(f"data.val_size={val_size} must be between 1 and {n - 1} (the training file holds {n} images)")

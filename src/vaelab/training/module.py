@@ -220,9 +220,8 @@ class VAEModule(pl.LightningModule):
         best = min([row["val/loss"] for row in self.history] + [metrics["val/loss"]])
         # identical on every rank (computed from reduced sums): sync_dist changes no value, and
         # Lightning then has no reason to warn under DDP
-        self.log_dict({**train, "val/loss_best": best, LR_KEY: self.current_lr()}, sync_dist=True)
-        metrics["val/loss_best"] = best
-        metrics[LR_KEY] = self.current_lr()
+        metrics.update({"val/loss_best": best, LR_KEY: self.current_lr()})
+        self.log_dict({**train, "val/loss_best": best, LR_KEY: metrics[LR_KEY]}, sync_dist=True)
         self.history.append({"epoch": self.current_epoch + 1, **metrics})
         if not math.isfinite(metrics["val/loss"]) or not math.isfinite(metrics.get("train/loss", 0.0)):
             self.trainer.should_stop = True
