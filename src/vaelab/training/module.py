@@ -53,6 +53,10 @@ class VAEModule(pl.LightningModule):
         net: the network class by import path (:mod:`vaelab.vae.nets`); stored as a plain string
             hyper-parameter, so a checkpoint loads without the config.
         latent_dim, hidden, log_scale_max: passed to the network's class.
+        net_args: keyword arguments of the network class's own (``model.net_args``, e.g.
+            ``{"channels": [32, 64]}`` for :class:`~vaelab.vae.conv.ConvVAE`); None or ``{}``: its
+            defaults. A plain dict of numbers, strings and lists, saved as a hyper-parameter, so a
+            checkpoint rebuilds the same network from its hyper-parameters alone.
         kl: a penalty of :data:`vaelab.vae.loss.KL_FORMS`: ``paper`` (eq. 3) or ``analytic`` (exact KL).
         recon: a term of :data:`vaelab.vae.loss.RECON_FORMS`: ``bce`` or ``mse``.
         beta: weight of the penalty.
@@ -88,6 +92,7 @@ class VAEModule(pl.LightningModule):
         kl_warmup_epochs: int = 0,
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
+        net_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # logger=False: the run logs its whole resolved config once (model.* included), not these again;
@@ -96,7 +101,7 @@ class VAEModule(pl.LightningModule):
         self.save_hyperparameters(logger=False, ignore=["cuda_graph", "optimizer", "scheduler"])
         self.optimizer_factory: OptimizerFactory = optimizer or torch.optim.Adam
         self.scheduler_factory = scheduler
-        self.vae = build_net(net, latent_dim, list(hidden), log_scale_max)
+        self.vae = build_net(net, latent_dim, list(hidden), log_scale_max, net_args)
         self.val_means = _means(TERMS)
         self.test_means = _means(TERMS)
         # one row per finished epoch: {"epoch", "train/loss", "val/loss", ...}; saved in checkpoints

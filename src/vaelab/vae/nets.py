@@ -11,7 +11,7 @@ Kept free of torch at import time: the config check resolves ``model.net`` befor
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -32,9 +32,10 @@ def net_class(path: str) -> type:
     return cls
 
 
-def build_net(path: str, latent_dim: int, hidden: Sequence[int], log_scale_max: float) -> Any:
-    """An instance of the network class ``path`` (see :func:`net_class`)."""
-    return net_class(path)(latent_dim, list(hidden), log_scale_max)
+def build_net(path: str, latent_dim: int, hidden: Sequence[int], log_scale_max: float, net_args: Mapping[str, Any] | None = None) -> Any:
+    """An instance of the network class ``path`` (see :func:`net_class`), given the class's own
+    keyword arguments ``net_args`` (``model.net_args``; None: none)."""
+    return net_class(path)(latent_dim, list(hidden), log_scale_max, **dict(net_args or {}))
 
 
 def short_name(path: str) -> str:
