@@ -4,7 +4,8 @@
 Loads a trained model from its checkpoint alone and writes, into ``<run dir>/samples/`` (``out=``
 to change): ``latents_<split>.pt`` (``m``, ``log_scale`` and labels of every image of the split,
 a ``torch.load``-able dict), ``samples.png`` (prior draws) and ``latent_grid.png`` (d = 1 or 2:
-the decoder over the prior's quantiles). The Python API is :mod:`vaelab.runs.trained`.
+the decoder over the prior's quantiles). The Python API is :mod:`vaelab.runs.trained`; the
+images and codes are computed by :mod:`vaelab.vae.views`, as training's image panels are.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ command line asked for that never started, each with its status, settings and nu
 
 from __future__ import annotations
 
-import itertools
 import math
 import shlex
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError, warn
-from vaelab.runs.layout import COMPLETED, EVAL, HYDRA_RECORD, METRICS, RUN_INFO, STATUS, read_json
+from vaelab.runs.layout import COMPLETED, EVAL, HYDRA_RECORD, METRICS, MULTIRUN_RECORD, RUN_INFO, STATUS, expected_jobs, read_json, task_overrides
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.nets import short_name
 
@@ -148,30 +147,20 @@ def row_settings(jobs: Sequence[Job]) -> list[str]:
     return varying
 
 
-def _task_overrides(path: Path) -> list[str]:
-    """The sweep's command-line overrides (``hydra.overrides.task`` of its multirun.yaml) as typed:
-    an interpolation such as ``tags=[reproduce,kl-${model.kl}]`` stays unresolved, since it is resolved
-    per job (iterating the ListConfig would resolve it against the first job's config in the file)."""
-    from omegaconf import ListConfig, OmegaConf
-
-    task = OmegaConf.select(OmegaConf.load(path), "hydra.overrides.task")
-    return [str(t) for t in OmegaConf.to_container(task, resolve=False)] if isinstance(task, ListConfig) else []
-
-
 def _expected_jobs(sweep: Path) -> list[list[str]]:
-    """The override list of every job the sweep's command line asked for (Hydra's basic sweeper:
-    the cartesian product of the comma-separated values, in the order given), from multirun.yaml."""
-    from vaelab.config.validate import override_choices
+    """The override list of every job the sweep's command line asked for, read from its
+    multirun.yaml (:func:`vaelab.runs.layout.expected_jobs`); ``[]`` when that cannot tell."""
+    from omegaconf import OmegaConf
 
-    path = sweep / "multirun.yaml"
+    path = sweep / MULTIRUN_RECORD
     if not path.is_file():
         return []
     try:
-        lists = override_choices(_task_overrides(path))
+        jobs = expected_jobs(OmegaConf.load(path))
     except Exception as exc:  # YAML, I/O or override-grammar errors: jobs that never started go unlisted
         warn(f"cannot read the command line of {path} ({type(exc).__name__}: {exc}); jobs that never started are not listed")
         return []
-    return [list(combo) for combo in itertools.product(*lists)]
+    return jobs or []
 
 
 def _compose_job(overrides: list[str]) -> dict[str, Any]:
@@ -234,10 +223,12 @@ def search_objective(jobs: Sequence[Job]) -> Objective | None:
 
 def sweep_command(sweep: Path) -> str | None:
     """The training command line of a sweep, rebuilt from Hydra's multirun.yaml."""
-    path = sweep / "multirun.yaml"
+    from omegaconf import OmegaConf
+
+    path = sweep / MULTIRUN_RECORD
     if not path.is_file():
         return None
-    return "python -m vaelab.train -m " + " ".join(shlex.quote(t) for t in _task_overrides(path))
+    return "python -m vaelab.train -m " + " ".join(shlex.quote(t) for t in task_overrides(OmegaConf.load(path)))
 
 
 def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:

@@ -2,7 +2,8 @@
 reconstructions and traversals. Shared by the report (PNG files) and the notebook (inline).
 
 Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show``; callers
-save or display it. Latent coordinates are the encoder means ``m`` (no sampling noise).
+save or display it. Latent coordinates are the encoder means ``m`` (no sampling noise); codes,
+decoded images and reconstructions come from :mod:`vaelab.vae.views`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from torch import Tensor
+
+from vaelab.vae import views
 
 DIGIT_COLORS = "tab10"
 # encoded means outside these percentiles are outliers for the axis range of decoded grids
@@ -42,16 +45,14 @@ def _image_row(images: np.ndarray) -> np.ndarray:
     return np.concatenate(list(images.reshape(-1, 28, 28)), axis=1) if len(images) else np.zeros((28, 0))
 
 
-@torch.no_grad()
-def encode_means(vae: torch.nn.Module, x: Tensor, batch: int = 2000) -> np.ndarray:
-    """Encoder means ``m`` of every image of ``x`` (``[n, latent_dim]`` numpy)."""
-    return torch.cat([vae.encode(x[i : i + batch])[0] for i in range(0, x.shape[0], batch)]).cpu().numpy()
+def _codes(vae: torch.nn.Module, x: Tensor) -> np.ndarray:
+    """Encoder means ``m`` of every image of ``x`` (``[n, latent_dim]`` numpy, for matplotlib)."""
+    return views.encode(vae, x)[0].cpu().numpy()
 
 
-@torch.no_grad()
-def decode_means(vae: torch.nn.Module, c: np.ndarray) -> np.ndarray:
-    """Decoded pixel means ``sigmoid(decode(c))`` (``[n, 784]`` numpy) for latent points ``c``."""
-    return torch.sigmoid(vae.decode(torch.as_tensor(c, dtype=torch.float32))).cpu().numpy()
+def _pixels(vae: torch.nn.Module, c: np.ndarray) -> np.ndarray:
+    """Decoded pixel means (``[n, 784]`` numpy) of latent points ``c`` (numpy)."""
+    return views.decode(vae, torch.as_tensor(c, dtype=torch.float32)).cpu().numpy()
 
 
 def loss_curves(curves: Sequence[Curve], title: str = "validation loss", zoom: bool = True) -> Figure:
@@ -117,7 +118,7 @@ def latent_plane(vae: torch.nn.Module, x: Tensor, labels: Tensor, title: str = "
     """Latent dim 2: the images encoded into the plane, coloured by digit, beside the decoder's
     manifold over the same square (``steps x steps`` points between the 1st and 99th percentile of
     the encoded means on each axis)."""
-    m = encode_means(vae, x)
+    m = _codes(vae, x)
     y = labels.cpu().numpy()
     (x0, x1), (y0, y1) = _range(m[:, 0]), _range(m[:, 1])
     fig = Figure(figsize=(12, 5.6), layout="constrained")
@@ -128,7 +129,7 @@ def latent_plane(vae: torch.nn.Module, x: Tensor, labels: Tensor, title: str = "
     ax_scatter.set(title=f"{len(y)} images encoded (m)", xlabel="c1", ylabel="c2")
     c1, c2 = np.linspace(x0, x1, steps), np.linspace(y1, y0, steps)  # top row = largest c2
     grid = np.stack(np.meshgrid(c1, c2), axis=-1).reshape(-1, 2)
-    rows = decode_means(vae, grid).reshape(steps, steps, 784)
+    rows = _pixels(vae, grid).reshape(steps, steps, 784)
     ax_grid.imshow(np.concatenate([_image_row(r) for r in rows], axis=0), cmap="gray", extent=(x0, x1, y0, y1), aspect="auto")
     ax_grid.set(title="decoded manifold (dashed square)", xlabel="c1", ylabel="c2")
     fig.suptitle(title)
@@ -138,7 +139,7 @@ def latent_plane(vae: torch.nn.Module, x: Tensor, labels: Tensor, title: str = "
 def latent_line(vae: torch.nn.Module, x: Tensor, labels: Tensor, title: str = "", steps: int = 20, bins: int = 60) -> Figure:
     """Latent dim 1: the density of the encoded images along the line, one curve per digit
     (normalised histograms), above the decoded strip over the same range."""
-    m = encode_means(vae, x)[:, 0]
+    m = _codes(vae, x)[:, 0]
     y = labels.cpu().numpy()
     lo, hi = _range(m)
     edges = np.linspace(lo, hi, bins + 1)
@@ -154,14 +155,15 @@ def latent_line(vae: torch.nn.Module, x: Tensor, labels: Tensor, title: str = ""
     ax_density.set(title=f"{len(m)} images encoded (m): density per digit", ylabel="density")
     ax_density.legend(ncol=10, fontsize=7, loc="upper center")
     c = np.linspace(lo, hi, steps)[:, None]
-    ax_strip.imshow(_image_row(decode_means(vae, c)), cmap="gray", extent=(lo, hi, 0, 1), aspect="auto")
+    ax_strip.imshow(_image_row(_pixels(vae, c)), cmap="gray", extent=(lo, hi, 0, 1), aspect="auto")
     ax_strip.set(xlabel="c", yticks=[], title="decoded strip")
     fig.suptitle(title)
     return fig
 
 
 def reconstructions(originals: Tensor, rows: Sequence[tuple[str, Tensor]], title: str = "reconstructions") -> Figure:
-    """Originals on top, then one row per model of its reconstructions (decoded means at ``m``)."""
+    """Originals on top, then one row per model of its reconstructions (decoded means at ``m``,
+    :func:`vaelab.vae.views.reconstruct`)."""
     all_rows = [("original", originals), *rows]
     fig = Figure(figsize=(1.0 * originals.shape[0] + 2, 1.1 * len(all_rows) + 0.6), layout="constrained")
     axes = fig.subplots(len(all_rows), 1, squeeze=False)[:, 0]
@@ -174,17 +176,10 @@ def reconstructions(originals: Tensor, rows: Sequence[tuple[str, Tensor]], title
     return fig
 
 
-@torch.no_grad()
-def reconstruct(vae: torch.nn.Module, x: Tensor) -> Tensor:
-    """Decoded means at the encoder means (``[n, 784]``)."""
-    m, _ = vae.encode(x)
-    return torch.sigmoid(vae.decode(m))
-
-
 def traversals(vae: torch.nn.Module, x: Tensor, steps: int = 11, span: float = 3.0) -> Figure:
     """For each image (row) and latent axis, decode ``m`` with that coordinate moved from −span to
     +span around its encoded value, the others kept."""
-    m = encode_means(vae, x)
+    m = _codes(vae, x)
     d = m.shape[1]
     offsets = np.linspace(-span, span, steps)
     fig = Figure(figsize=(1.0 * steps + 1, 1.1 * len(m) * d + 0.8), layout="constrained")
@@ -194,7 +189,7 @@ def traversals(vae: torch.nn.Module, x: Tensor, steps: int = 11, span: float = 3
             c = np.repeat(mi[None], steps, axis=0)
             c[:, j] += offsets
             ax = axes[i * d + j]
-            ax.imshow(_image_row(decode_means(vae, c)), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(_image_row(_pixels(vae, c)), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"image {i}, c{j + 1}", loc="left", fontsize=8)

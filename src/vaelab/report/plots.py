@@ -104,13 +104,36 @@ def check_checkpoints(jobs: Sequence[Job]) -> None:
             continue
 
 
+def _best_of_rows(jobs: Sequence[Job]) -> list[Job]:
+    """The completed job of least minimal validation loss of each row (label and latent dim), in
+    the tables' order: latent dim, model family, penalty."""
+    best: dict[tuple[str, int], Job] = {}
+    for j in jobs:
+        if j.ok and math.isfinite(j.value("val_loss_min")):
+            key = (j.label, int(j.latent_dim))
+            if key not in best or j.value("val_loss_min") < best[key].value("val_loss_min"):
+                best[key] = j
+    return [j for _, j in sorted(best.items(), key=lambda kv: (kv[0][1], kv[1].family, KL_ORDER.get(str(kv[1].kl), 9)))]
+
+
+def _network_and_data(job: Job, data_root: str | None, cache: dict[tuple, Any]) -> tuple[Any, Any]:
+    """The network of ``job``'s best checkpoint and its run's data module (one per data setting, kept
+    in ``cache``). A missing or damaged file is a :class:`UserError`."""
+    from vaelab.runs.reading import best_checkpoint, datamodule_for_run, load_module, run_data_settings
+
+    vae = load_module(best_checkpoint(job.dir)).vae
+    settings = run_data_settings(job.dir)
+    key = (data_root or settings.get("root"), settings.get("binarize"), settings.get("val_size"), settings.get("split_seed"))
+    if key not in cache:
+        cache[key] = datamodule_for_run(job.dir, root=data_root)
+    return vae, cache[key]
+
+
 def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict[str, Path]:
     """All PNGs; returns {name: path}. Figures that need the data or a checkpoint are skipped with a
     warning (never silently) when those cannot be loaded."""
-    import torch
-
     from vaelab.report import figures
-    from vaelab.runs.reading import best_checkpoint, datamodule_for_run, load_module, run_data_settings
+    from vaelab.vae import views
 
     written: dict[str, Path] = {}
 
@@ -128,23 +151,12 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
     if varying:
         save("trials", _trials(jobs, varying))
 
-    best: dict[tuple[str, int], Job] = {}  # (label, latent dim) -> the row's best run
-    for j in jobs:
-        if j.ok and math.isfinite(j.value("val_loss_min")):
-            key = (j.label, int(j.latent_dim))
-            if key not in best or j.value("val_loss_min") < best[key].value("val_loss_min"):
-                best[key] = j
     data_cache: dict[tuple, Any] = {}
     recon_rows, originals = [], None
-    for (label, dim), job in sorted(best.items(), key=lambda kv: (kv[0][1], kv[1].family, KL_ORDER.get(str(kv[1].kl), 9))):
-        stem = label.replace(" ", "_")
+    for job in _best_of_rows(jobs):
+        label, dim, stem = job.label, int(job.latent_dim), job.label.replace(" ", "_")
         try:
-            module = load_module(best_checkpoint(job.dir))
-            settings = run_data_settings(job.dir)
-            key = (data_root or settings.get("root"), settings.get("binarize"), settings.get("val_size"), settings.get("split_seed"))
-            if key not in data_cache:
-                data_cache[key] = datamodule_for_run(job.dir, root=data_root)
-            dm = data_cache[key]
+            vae, dm = _network_and_data(job, data_root, data_cache)
         except UnsafeCheckpoint:
             raise  # a checkpoint that could run code is not a missing figure: the report stops with its line
         except UserError as err:
@@ -153,13 +165,12 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
         x, labels = dm.splits["test"], dm.labels["test"]
         title = f"{label} penalty, latent dim {dim}, seed {job.seed} (best of its row), test set"
         if dim == 2:
-            save(f"latent_plane_d2_{stem}", figures.latent_plane(module.vae, x, labels, title))
+            save(f"latent_plane_d2_{stem}", figures.latent_plane(vae, x, labels, title))
         elif dim == 1:
-            save(f"latent_line_d1_{stem}", figures.latent_line(module.vae, x, labels, title))
+            save(f"latent_line_d1_{stem}", figures.latent_line(vae, x, labels, title))
         if originals is None:
             originals = x[:12]
-        with torch.no_grad():
-            recon_rows.append((f"{label} d={dim}", figures.reconstruct(module.vae, originals)))
+        recon_rows.append((f"{label} d={dim}", views.reconstruct(vae, originals)))
     if originals is not None:
         save("reconstructions", figures.reconstructions(originals, recon_rows, "test images and reconstructions (decoded means at m)"))
     return written

@@ -11,7 +11,6 @@ from typing import Any
 
 from vaelab.errors import UserError
 from vaelab.report.collect import Job, family
-from vaelab.runs.layout import RUN_INFO, read_json
 
 
 def log_wandb(
@@ -21,10 +20,9 @@ def log_wandb(
     import wandb
 
     from vaelab.runs.reading import best_checkpoint
-    from vaelab.runs.wandb_run import checkpoint_artifact, resolve_mode, use_artifacts
+    from vaelab.runs.wandb_run import checkpoint_artifact, resolve_mode, use_artifacts, wandb_settings
 
-    groups = [((read_json(j.dir / RUN_INFO).get("config") or {}).get("logger") or {}).get("wandb", {}) for j in jobs]
-    wb = next((g for g in groups if g), {})
+    wb = next((settings for j in jobs if (settings := wandb_settings(j.dir))), {})
     group = wb.get("group") or jobs[0].sweep.name
     # the best checkpoints the report's numbers and figures come from, as W&B artifacts: kept in the
     # config, and declared as inputs online (the lineage; wandb refuses use_artifact offline)

@@ -14,6 +14,10 @@ A run dir holds::
     samples/           vaelab-sample's files: latents_<split>.pt, samples.png, latent_grid.png
     .hydra/            Hydra's record of the command: config.yaml, hydra.yaml, overrides.yaml,
                        written once the run dir is claimed (vaelab.runs.claim.write_hydra_record)
+
+A multirun's sweep dir holds one such run dir per job (``0``, ``1``, ...) and Hydra's
+``multirun.yaml``: the first job's config with the command line, from which
+:func:`expected_jobs` tells which jobs the command asked for.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaelab.errors import UserError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 RUN_INFO = "run_info.json"
 STATUS = "status.json"
@@ -38,6 +45,8 @@ SAMPLES_PNG = "samples.png"
 GRID_PNG = "latent_grid.png"
 # Hydra's record of a job's command (its output_subdir, which vaelab writes itself: see claim.py)
 HYDRA_RECORD = ".hydra"
+# Hydra's record of a multirun in its sweep dir: the first job's config and the command line
+MULTIRUN_RECORD = "multirun.yaml"
 LAST_CKPT = "last.ckpt"
 
 # status.json "status" values; pruned: an Optuna pruner stopped the trial early (vaelab.runs.pruning)
@@ -127,3 +136,32 @@ def check_metric_name(key: str, name: object) -> None:
     numbers = [f.name for f in dataclasses.fields(Metrics) if f.type == "float" and f.name != "beta"]
     if name is not None and str(name) not in numbers:
         raise UserError(f"{key}={name} is not a number of metrics.json: choose one of {', '.join(numbers)}")
+
+
+def task_overrides(config: DictConfig) -> list[str]:
+    """A multirun's command-line overrides (``hydra.overrides.task`` of its config or
+    multirun.yaml) as typed: an interpolation such as ``tags=[reproduce,kl-${model.kl}]`` stays
+    unresolved, since it is resolved per job (iterating the list would resolve it against the one
+    job's config at hand); ``[]`` when the config records none."""
+    from omegaconf import ListConfig, OmegaConf
+
+    task = OmegaConf.select(config, "hydra.overrides.task")
+    return [str(t) for t in OmegaConf.to_container(task, resolve=False)] if isinstance(task, ListConfig) else []
+
+
+def expected_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The override list of every job a multirun's command line asked for, in job-number order:
+    Hydra's basic sweeper runs the cartesian product of the sweep overrides' values (``a=1,2``), in
+    the order given. None for another sweeper (Optuna decides its trials as it goes). ``config``:
+    the multirun's config (Hydra's, or its multirun.yaml; no ``hydra.sweeper`` means Hydra's
+    default, the basic sweeper). Raises Hydra's parse error for an override it cannot read."""
+    import itertools
+
+    from omegaconf import OmegaConf
+
+    from vaelab.config.validate import override_choices
+
+    sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
+    if sweeper and not sweeper.endswith("BasicSweeper"):
+        return None
+    return [list(job) for job in itertools.product(*override_choices(task_overrides(config)))]

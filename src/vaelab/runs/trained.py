@@ -1,5 +1,7 @@
 """Using a trained model: load a checkpoint, encode a data split to latent codes, decode latent
 points, draw samples from the prior. The Python API behind ``vaelab-sample``; the notebook uses it.
+What is done with a network once it is loaded (encode, decode, sample, the grids) is
+:mod:`vaelab.vae.views`; this module adds the run dir: the checkpoint, the run's data, the files.
 
     from vaelab.runs import trained
     vae = trained.load("outputs/runs/<time>/checkpoints/best-epoch040.ckpt")   # nn.Module, eval mode
@@ -23,6 +25,7 @@ from torch import Tensor
 from vaelab.errors import UserError
 from vaelab.runs.layout import GRID_PNG, LATENTS, SAMPLES_PNG
 from vaelab.runs.reading import datamodule_for_run, load_module, open_checkpoint, run_dir_of
+from vaelab.vae.views import decode, encode, generated_panels, prior_samples  # noqa: F401  (decode, prior_samples: this API's, re-exported)
 
 if TYPE_CHECKING:
     from vaelab.training.checkpoint import Checkpoint
@@ -31,19 +34,14 @@ if TYPE_CHECKING:
 # a 3002 x 3002 px image and 31 MB of decoded pixels; more is no longer a picture to look at, and
 # n_samples=10**8 asked for 160 GB before a single file was written
 MAX_TILES = 10_000
+# the file of each image grid vaelab.sample writes (vaelab.vae.views.generated_panels)
+PNG_NAMES = {"samples": SAMPLES_PNG, "latent_grid": GRID_PNG}
 
 
 def load(ckpt: str | Path | Checkpoint) -> Any:
     """The network (:class:`~vaelab.vae.model.GaussianVAE`) of a checkpoint (a path, or one already
     opened), on the CPU, in eval mode; the checkpoint names its class, so no config is needed."""
     return load_module(ckpt).vae
-
-
-@torch.no_grad()
-def encode(vae: Any, images: Tensor, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
-    """``(m, σ)`` of eq. 2's posterior for ``images`` (``[n, 784]`` in [0, 1]), each ``[n, d]``."""
-    parts = [vae.encode(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)]
-    return torch.cat([m for m, _ in parts]), torch.cat([s for _, s in parts])
 
 
 def encode_split(ckpt: str | Path | Checkpoint, split: str = "test", data_root: str | Path | None = None) -> dict[str, Tensor]:
@@ -57,18 +55,6 @@ def _split_codes(vae: Any, ckpt_path: Path, split: str, data_root: str | Path | 
     dm = datamodule_for_run(run_dir_of(ckpt_path), root=data_root)
     m, log_scale = encode(vae, dm.splits[split])
     return {"m": m, "log_scale": log_scale, "labels": dm.labels[split]}
-
-
-@torch.no_grad()
-def decode(vae: Any, codes: Tensor) -> Tensor:
-    """Pixel means ``[n, 784]`` in [0, 1] of latent codes ``[n, d]``."""
-    return torch.sigmoid(vae.decode(codes))
-
-
-@torch.no_grad()
-def prior_samples(vae: Any, n: int, seed: int = 0) -> Tensor:
-    """``n`` images decoded from draws of the prior N(0, I), seeded."""
-    return vae.sample(n, generator=torch.Generator().manual_seed(int(seed)))
 
 
 def check_grid_sizes(n_samples: object, grid_steps: object) -> None:
@@ -93,27 +79,19 @@ def sample_files(ckpt: str | Path | Checkpoint, split: str = "test", n_samples: 
     ``{what: (file name, contents)}`` for ``latents`` (``latents_<split>.pt``: the split's ``m``,
     ``log_scale`` and labels), ``samples`` (``samples.png``, ``n_samples`` prior draws) and, for
     d = 1 or 2, ``latent_grid`` (``latent_grid.png``, the decoder over the prior's quantiles)."""
-    from torchvision.utils import make_grid, save_image
-
-    from vaelab.training.callbacks import latent_grid
+    from torchvision.utils import save_image
 
     check_grid_sizes(n_samples, grid_steps)
     checkpoint = open_checkpoint(ckpt)
     vae = load(checkpoint)
 
-    def png(images: Tensor, nrow: int) -> bytes:
-        buffer = io.BytesIO()
-        save_image(make_grid(images.view(-1, 1, 28, 28), nrow=nrow, pad_value=1.0), buffer, format="png")
-        return buffer.getvalue()
-
     latents = io.BytesIO()
     torch.save(_split_codes(vae, checkpoint.path, split, data_root), latents)
-    files = {
-        "latents": (LATENTS.format(split=split), latents.getvalue()),
-        "samples": (SAMPLES_PNG, png(prior_samples(vae, n_samples, seed), max(1, int(n_samples**0.5)))),
-    }
-    if vae.latent_dim in (1, 2):
-        files["latent_grid"] = (GRID_PNG, png(decode(vae, latent_grid(vae.latent_dim, grid_steps)), grid_steps))
+    files = {"latents": (LATENTS.format(split=split), latents.getvalue())}
+    for what, grid in generated_panels(vae, n_samples, grid_steps, seed).items():
+        png = io.BytesIO()
+        save_image(grid, png, format="png")
+        files[what] = (PNG_NAMES[what], png.getvalue())
     return files
 
 

@@ -147,8 +147,8 @@ OmegaConf.register_new_resolver("vaelab.trial_values", trial_values, replace=Tru
 def epoch_metrics() -> list[str]:
     """The metrics logged once per epoch, charted against ``epoch``: the validation terms, the best
     validation loss so far, the training loss, the epoch's learning rate and the image panels."""
-    from vaelab.training.callbacks import PANELS
     from vaelab.training.module import LR_KEY, TERMS
+    from vaelab.vae.views import PANELS
 
     return [*(f"val/{t}" for t in TERMS), "val/loss_best", "train/loss", LR_KEY, *(f"images/{p}" for p in PANELS)]
 
@@ -210,6 +210,13 @@ def __getattr__(name: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------ artifacts
+def wandb_settings(run_dir: Path) -> dict[str, Any]:
+    """The W&B settings a run was trained with (its config's ``logger.wandb``: project, group, name,
+    tags, log_model, ...) from its run_info.json; ``{}`` when it logged to no W&B run. What the
+    evaluation, the report and the artifact names read to follow the training run."""
+    return ((read_json(Path(run_dir) / RUN_INFO).get("config") or {}).get("logger") or {}).get("wandb") or {}
+
+
 def checkpoint_artifact(ckpt: Path | str) -> str | None:
     """The W&B artifact (``<project>/model-<run id>:best``) holding checkpoint ``ckpt``, or None when
     its run did not upload it: no W&B logger, ``log_model`` off, or ``ckpt`` is not the run's best
@@ -218,7 +225,7 @@ def checkpoint_artifact(ckpt: Path | str) -> str | None:
 
     ckpt = Path(ckpt)
     run_dir = run_dir_of(ckpt)
-    wb = ((read_json(run_dir / RUN_INFO).get("config") or {}).get("logger") or {}).get("wandb") or {}
+    wb = wandb_settings(run_dir)
     best = read_json(run_dir / METRICS).get("best_ckpt")
     rid_file = run_dir / RUN_ID_FILE
     if not wb.get("log_model") or not best or Path(best).name != ckpt.name or not rid_file.is_file():

@@ -15,11 +15,12 @@ from pytorch_lightning.callbacks import EarlyStopping as LightningEarlyStopping
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import save_image
 
 from vaelab.errors import warn
 from vaelab.joblog import say, to_log_file
 from vaelab.training.module import DEFAULT_NET, LR_KEY
+from vaelab.vae.views import image_panels
 
 
 def epoch_status(trainer: pl.Trainer, pl_module: pl.LightningModule, label: str, epoch: int) -> str:
@@ -165,57 +166,9 @@ def stop_reason(trainer: pl.Trainer, history: list[dict[str, float]]) -> str:
     return "max_epochs"
 
 
-def latent_grid(latent_dim: int, steps: int, span: float = 0.95) -> Tensor:
-    """Latent points spaced by the prior's quantiles: a ``steps x steps`` plane (d=2) or a line (d=1).
-
-    Points are ``Φ⁻¹(u)`` for ``u`` evenly spaced in ``[(1-span)/2, (1+span)/2]``, so each step
-    covers an equal share of the prior's mass. Returns ``[steps**d, d]``; d=2 rows are ordered so a
-    grid image has c₁ increasing to the right and c₂ increasing upwards.
-    """
-    u = torch.linspace((1 - span) / 2, (1 + span) / 2, steps)
-    q = torch.distributions.Normal(0.0, 1.0).icdf(u)
-    if latent_dim == 1:
-        return q[:, None]
-    if latent_dim == 2:
-        c2, c1 = torch.meshgrid(q.flip(0), q, indexing="ij")
-        return torch.stack([c1.reshape(-1), c2.reshape(-1)], dim=1)
-    raise ValueError(f"latent_grid is defined for latent_dim 1 or 2, got {latent_dim}")
-
-
-# the image panels ImageLogger draws (W&B keys images/<name>, PNGs <name>_epochNNN.png)
-PANELS = ("reconstructions", "samples", "latent_grid")
-
-
-@torch.no_grad()
-def image_panels(vae: torch.nn.Module, images: Tensor, n_samples: int, steps: int, seed: int) -> dict[str, Tensor]:
-    """Image grids (``[3, H, W]`` in [0, 1]) that show what the model learnt.
-
-    ``reconstructions``: rows of originals over their reconstructions (decoded means, no noise);
-    ``samples``: decoded prior draws; ``latent_grid``: the decoder over the latent plane (d=2) or
-    line (d=1), see :func:`latent_grid`.
-    """
-    device = next(vae.parameters()).device
-    x = images.to(device)
-    m, _ = vae.encode(x)
-    recon = torch.sigmoid(vae.decode(m))
-    nrow = min(8, x.shape[0])
-    pairs = torch.cat([x[:nrow], recon[:nrow]]).view(-1, 1, 28, 28)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    samples = vae.sample(n_samples, generator=gen).view(-1, 1, 28, 28)
-    panels = {
-        "reconstructions": make_grid(pairs, nrow=nrow, pad_value=1.0),
-        "samples": make_grid(samples, nrow=int(n_samples**0.5) or 1, pad_value=1.0),
-    }
-    if vae.latent_dim in (1, 2):
-        c = latent_grid(vae.latent_dim, steps).to(device)
-        decoded = torch.sigmoid(vae.decode(c)).view(-1, 1, 28, 28)
-        panels["latent_grid"] = make_grid(decoded, nrow=steps, pad_value=1.0)
-    return panels
-
-
 class ImageLogger(pl.Callback):
-    """Every ``every_n_epochs`` epochs (and after the last), save image panels as PNGs in
-    ``<run>/images/`` and log them to the W&B loggers, captioned with the 1-based epoch.
+    """Every ``every_n_epochs`` epochs (and after the last), save the image panels of
+    :func:`vaelab.vae.views.image_panels` as PNGs in ``<run>/images/`` and log them to the W&B loggers, captioned with the 1-based epoch.
 
     The panels of an epoch are made once that epoch's checkpoints are written (Lightning saves
     checkpoints after every other callback's ``on_train_epoch_end``): when the next epoch starts,
