@@ -87,6 +87,21 @@ TINY = [
     "model.hidden=[32]",
 ]
 
+
+def model_outside(folder: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, model: str, yaml: str) -> Path:
+    """A model outside the package, as docs/architecture.md tells a user to add one: ``folder`` holds
+    ``<module>.py`` (``source``) and ``conf/model/<model>.yaml`` (``yaml``), and is put on ``sys.path``
+    for the test (the module forgotten again afterwards). Returns ``folder``."""
+    import textwrap
+
+    (folder / f"{module}.py").write_text(textwrap.dedent(source))
+    (folder / "conf" / "model").mkdir(parents=True)
+    (folder / "conf" / "model" / f"{model}.yaml").write_text(yaml)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    return folder
+
+
 # the numbers a run's metrics.json reports, without its wall time, paths and commit: RESULT_KEYS,
 # one definition in the run-dir contract (vaelab.runs.layout)
 

@@ -11,13 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, TINY, evaluate_in_process, train_in_process
+from conftest import REPO, TINY, evaluate_in_process, model_outside, train_in_process
 
 # a network the package does not ship: the report's MLP with tanh between its layers
 MODULE = """
@@ -55,14 +54,8 @@ net: my_vae.TanhVAE
 
 @pytest.fixture()
 def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder holding my_vae.py and conf/model/my_vae.yaml, outside the package, on ``sys.path``
-    for this test (my_vae is forgotten again afterwards)."""
-    (tmp_path / "my_vae.py").write_text(textwrap.dedent(MODULE))
-    (tmp_path / "conf" / "model").mkdir(parents=True)
-    (tmp_path / "conf" / "model" / "my_vae.yaml").write_text(YAML)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "my_vae", raising=False)
-    return tmp_path
+    """A folder holding my_vae.py and conf/model/my_vae.yaml, outside the package, on ``sys.path`` for this test."""
+    return model_outside(tmp_path, monkeypatch, "my_vae", MODULE, "my_vae", YAML)
 
 
 def _train(outside: Path, tiny_root: Path, run_dir: Path, *extra: str):

@@ -13,6 +13,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from conftest import REPO, TINY, graph_and_eager, run_result, train_in_process, write_idx
 from vaelab.config.schema import check
@@ -24,7 +25,7 @@ from vaelab.training.module import VAEModule
 from vaelab.vae.conv import ConvVAE
 from vaelab.vae.loss import vae_loss
 from vaelab.vae.model import VAE, GaussianVAE
-from vaelab.vae.nets import build_net, net_class
+from vaelab.vae.nets import build_net, net_class, unknown_arguments
 
 MLP, CONV = "vaelab.vae.model.VAE", "vaelab.vae.conv.ConvVAE"
 
@@ -115,7 +116,7 @@ def test_conv_vae_shapes_and_interface():
 def test_conv_vae_options():
     assert isinstance(build_net(CONV, 2, [], 10.0), ConvVAE)  # no fully connected layer: conv features -> m, σ
     assert isinstance(build_net(MLP, 2, [400], 10.0), VAE)
-    one = ConvVAE(2, [16], channels=[8])
+    one = build_net(CONV, 2, [16], 10.0, {"channels": [8]})  # model.net_args: the class's own keywords
     assert one.feature_shape == (8, 14, 14) and one(torch.rand(2, 784))[0].shape == (2, 784)
     with pytest.raises(ValueError, match="one or two conv layers"):
         ConvVAE(2, [16], channels=[8, 16, 32])
@@ -127,14 +128,39 @@ def test_conv_vae_options():
         net_class("torch.nn.Linear")
 
 
-def test_every_model_yaml_names_a_network_class():
-    """conf/model/*.yaml hold the model names (one YAML per model, the class by its import path)."""
-    nets = {}
-    for name in options("model"):
-        cfg = _compose([f"model={name}"])
-        nets[name] = str(cfg.model.net)
-        assert issubclass(net_class(nets[name]), GaussianVAE)
-    assert nets == {"vae_mlp": MLP, "vae_conv": CONV}
+@pytest.mark.parametrize("model", options("model"))
+def test_every_model_yaml_names_a_network_class(model):
+    """conf/model/*.yaml hold the model names (one YAML per model, the class by its import path and
+    its own arguments in model.net_args); a YAML added there is checked here with no test edit."""
+    cfg = _compose([f"model={model}"])
+    cls = net_class(str(cfg.model.net))
+    assert issubclass(cls, GaussianVAE)
+    assert unknown_arguments(cls, cfg.model.net_args) == []  # the config check's rule, kept by the shipped files
+    vae = instantiate(cfg.model, _convert_="all").vae
+    assert type(vae) is cls and vae(torch.rand(2, 784))[0].shape == (2, 784)
+
+
+def test_the_shipped_models_and_their_own_arguments():
+    assert {m: str(_compose([f"model={m}"]).model.net) for m in ("vae_mlp", "vae_conv")} == {"vae_mlp": MLP, "vae_conv": CONV}
+    conv = _compose(["model=vae_conv", "model.net_args.channels=[16,32]", "model.hidden=[]"])
+    module = instantiate(conv.model, _convert_="all")
+    assert module.vae.channels == [16, 32] and module.vae.hidden == [] and module.vae.feature_shape == (32, 7, 7)
+    assert module.hparams.net_args == {"channels": [16, 32]}  # recorded as a plain dict: a checkpoint holds it
+    check(conv)  # the typed schema takes both (hidden=[]: the conv features map to m, σ)
+    assert _compose(["model=vae_mlp"]).model.net_args == {}
+
+
+@pytest.mark.parametrize("model", [m for m in options("model") if m != "vae_mlp"])
+def test_a_model_yaml_composes_the_mlp_and_holds_only_what_differs(model):
+    """Each other model file starts from vae_mlp.yaml (its defaults list) and sets only the keys whose
+    values differ from the MLP's: the loss, optimiser and schedule keys are written once."""
+    own = OmegaConf.load(CONF / "model" / f"{model}.yaml")
+    assert list(own.defaults) == ["vae_mlp", "_self_"]
+    mlp, this = _compose(["model=vae_mlp"]).model, _compose([f"model={model}"]).model
+    differ = {k for k in {*mlp, *this} if k not in mlp or k not in this or mlp[k] != this[k]}
+    assert differ == set(own) - {"defaults"}
+    # the optimiser and scheduler groups still fill it
+    assert _compose([f"model={model}", "model/optimizer=adamw"]).model.optimizer._target_ == "torch.optim.AdamW"
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -150,7 +176,7 @@ def test_every_data_and_model_compose_with_every_experiment(data, model, experim
     check(cfg)  # the typed schema accepts it
     assert cfg.data.dataset in DATASETS
     assert cfg.data.dataset == data  # the option names are the data set names
-    assert cfg.model.net == {"vae_mlp": MLP, "vae_conv": CONV}[model]
+    assert cfg.model.net == _compose([f"model={model}"]).model.net  # an experiment keeps the model's network
     module = instantiate(cfg.model, _convert_="all")
     assert type(module.vae) is net_class(cfg.model.net)
     assert module.vae.hidden == list(cfg.model.hidden)  # experiments' MLP widths mean the conv's fc layers
@@ -230,11 +256,13 @@ def test_real_fashion_mnist_files():
 
 
 # ---------------------------------------------------------------------------------------- training
-def test_conv_vae_fast_dev_run(tiny_root: Path, tmp_path: Path):
-    proc = train_in_process("model=vae_conv", "debug=fast_dev_run", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={tmp_path}/run")
+# vae_mlp is trained by most of the suite; every other model file here (a new one too) is trained once
+@pytest.mark.parametrize("model", [m for m in options("model") if m != "vae_mlp"])
+def test_every_other_model_trains_with_fast_dev_run(model: str, tiny_root: Path, tmp_path: Path):
+    proc = train_in_process(f"model={model}", "debug=fast_dev_run", f"data.root={tiny_root}", *TINY, "logger=none", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["net"] == CONV and metrics["epochs"] == 1 and np.isfinite(metrics["test_loss"])
+    assert metrics["net"] == _compose([f"model={model}"]).model.net and metrics["epochs"] == 1 and np.isfinite(metrics["test_loss"])
 
 
 def test_conv_on_fashion_trains_logs_to_tensorboard_and_loads(fashion_root: Path, tmp_path: Path):

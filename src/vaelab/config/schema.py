@@ -1,8 +1,8 @@
 """The typed schema of a training config: every value a user sets that shapes a run, with its type,
 its range, and the choices it may take, each choice list imported from where the code defines it
 (loss forms from :mod:`vaelab.vae.loss`, binarisation from :mod:`vaelab.data.choices`, data sets
-from :mod:`vaelab.data.idx_files`); ``model.net``, an import path, is checked by importing it
-(:func:`vaelab.config.validate.validate`).
+from :mod:`vaelab.data.idx_files`); ``model.net``, an import path, is checked by importing it, and
+``model.net_args`` against that class's signature (:func:`vaelab.config.validate.validate`).
 
 Why pydantic rather than Hydra structured configs: the YAML files stay plain, commented files (a
 structured config would move every default into Python), the schema checks the *resolved* values
@@ -46,7 +46,10 @@ class ModelSchema(_Section):
         "the import path of a GaussianVAE subclass", "model=vae_conv (or model.net=vaelab.vae.conv.ConvVAE)"
     )
     latent_dim: PositiveInt | None = rule("an integer >= 1", "model.latent_dim=2")
-    hidden: Annotated[list[PositiveInt], Field(min_length=1)] | None = rule("a non-empty list of integers >= 1", "model.hidden=[400]")
+    # [] is a network without fully connected hidden layers (the MLP: linear maps; ConvVAE: conv features -> m, σ)
+    hidden: list[PositiveInt] | None = rule("a list of integers >= 1", "model.hidden=[400]")
+    # the network class's own keyword arguments, checked against its signature (vaelab.config.validate)
+    net_args: dict[str, Any] | None = rule("a mapping of the network class's own arguments", "model.net_args.channels=[16,32]")
     kl: _choices(KL_FORMS) | None = rule(f"one of {', '.join(KL_FORMS)}", "model.kl=analytic")
     recon: _choices(RECON_FORMS) | None = rule(f"one of {', '.join(RECON_FORMS)}", "model.recon=bce")
     beta: Annotated[Number, Field(ge=0)] | None = rule("a number >= 0", "model.beta=1.0")

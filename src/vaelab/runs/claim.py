@@ -41,6 +41,8 @@ SHAPING_KEYS = (
     # fused and unfused Adam round differently, and a resumed optimiser keeps its recorded kernel
     "model.fused",
     "model.log_scale_max",
+    # the network class's own arguments (e.g. ConvVAE's channels), compared argument by argument
+    "model.net_args",
     # the optimiser and the learning-rate schedule, compared argument by argument
     "model.optimizer",
     "model.scheduler",
@@ -64,7 +66,10 @@ def _select(config: dict[str, Any], key: str) -> Any:
 
 def _before_the_key(key: str) -> Any:
     """What a run recorded before ``key`` existed trained with: Adam with torch's defaults
-    (conf/model/optimizer/adam.yaml) and no scheduler; ``<absent>`` for other keys."""
+    (conf/model/optimizer/adam.yaml), no scheduler, and its network class's defaults (no
+    ``model.net_args``); ``<absent>`` for other keys."""
+    if key == "model.net_args":
+        return {}
     if key == "model.optimizer":
         from omegaconf import OmegaConf
 
@@ -96,7 +101,14 @@ def changed_settings(recorded: dict[str, Any], current: dict[str, Any]) -> list[
     for key in SHAPING_KEYS:
         before = _select(recorded, key)
         before = _before_the_key(key) if before == "<absent>" else before
-        changes += _differences(key, before, _select(current, key))
+        now = _select(current, key)
+        if key == "model.net_args" and before != now and _select(recorded, "model.net") == _select(current, "model.net"):
+            # the same class: an argument left to its default and one set to that default are the same
+            from vaelab.vae.nets import net_arguments
+
+            net = str(_select(current, "model.net"))
+            before, now = net_arguments(net, before), net_arguments(net, now)
+        changes += _differences(key, before, now)
     return changes
 
 

@@ -36,7 +36,7 @@ def check_job(cfg: DictConfig) -> None:
     if source:
         from vaelab.training.checkpoint import read_checkpoint
 
-        read_checkpoint(str(source), cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.net))
+        read_checkpoint(str(source), cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.net), cfg.model.get("net_args") or {})
 
 
 def refusal(cfg: DictConfig) -> UserError | None:

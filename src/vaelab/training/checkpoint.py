@@ -18,6 +18,7 @@ import io
 import os
 import pickle
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from vaelab.errors import UnsafeCheckpoint, UserError, no_checkpoint
+from vaelab.vae.nets import net_arguments
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -113,10 +115,16 @@ class Checkpoint:
 
 
 def read_checkpoint(
-    path: str | Path, latent_dim: int | None = None, hidden: list[int] | None = None, net: str | None = None, key: str | None = "ckpt_path"
+    path: str | Path,
+    latent_dim: int | None = None,
+    hidden: list[int] | None = None,
+    net: str | None = None,
+    net_args: Mapping[str, Any] | None = None,
+    key: str | None = "ckpt_path",
 ) -> Checkpoint:
     """Read ``path`` once, safely, on the CPU, and check it is a vaelab checkpoint for this model
-    shape (``latent_dim``/``hidden``/``net`` None: of any).
+    shape (``latent_dim``/``hidden``/``net``/``net_args`` None: of any; ``net_args`` are compared
+    as the network is built with them, defaults filled in: :func:`vaelab.vae.nets.net_arguments`).
 
     The file is unpickled by torch's weights-only loader with :data:`SAFE_GLOBALS`, so an object
     that vaelab never stores (a pickled call of any function) is refused before it is built:
@@ -146,6 +154,14 @@ def read_checkpoint(
         raise UserError(
             f"{label} holds a model.net={hp.get('net')} network, but this run has model.net={net}: pick the model= option it was trained with"
         )
+    if net_args is not None:
+        trained, wanted = net_arguments(str(hp.get("net")), hp.get("net_args")), net_arguments(str(hp.get("net")), net_args)
+        for name in dict.fromkeys([*trained, *wanted]):
+            if trained.get(name, "<absent>") != wanted.get(name, "<absent>"):
+                raise UserError(
+                    f"{label} was trained with model.net_args.{name}={trained.get(name, '<absent>')}, but this run has "
+                    f"model.net_args.{name}={wanted.get(name, '<absent>')}: make them match"
+                )
     return Checkpoint(path, contents)
 
 

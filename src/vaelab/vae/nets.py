@@ -1,9 +1,13 @@
 """The network of a run, named by its import path (``model.net``): no list of names to keep in step.
 
 A network is any :class:`~vaelab.vae.model.GaussianVAE` subclass whose constructor takes
-``(latent_dim, hidden, log_scale_max)``; the package ships :class:`~vaelab.vae.model.VAE` (the
-report's MLP, ``conf/model/vae_mlp.yaml``) and :class:`~vaelab.vae.conv.ConvVAE`
-(``conf/model/vae_conv.yaml``). A class outside the package works the same way (docs/architecture.md).
+``(latent_dim, hidden, log_scale_max)`` (``model.latent_dim``, ``model.hidden``,
+``model.log_scale_max``), then keyword arguments of its own, set by ``model.net_args`` (e.g.
+:class:`~vaelab.vae.conv.ConvVAE`'s ``channels``): a new setting of a network is an argument of
+its class and a line of its YAML, recorded in the checkpoint with the rest. The package ships
+:class:`~vaelab.vae.model.VAE` (the report's MLP, ``conf/model/vae_mlp.yaml``) and
+:class:`~vaelab.vae.conv.ConvVAE` (``conf/model/vae_conv.yaml``). A class outside the package
+works the same way (docs/architecture.md).
 
 Kept free of torch at import time: the config check resolves ``model.net`` before the heavy imports.
 """
@@ -11,6 +15,7 @@ Kept free of torch at import time: the config check resolves ``model.net`` befor
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +41,45 @@ def build_net(path: str, latent_dim: int, hidden: Sequence[int], log_scale_max: 
     """An instance of the network class ``path`` (see :func:`net_class`), given the class's own
     keyword arguments ``net_args`` (``model.net_args``; None: none)."""
     return net_class(path)(latent_dim, list(hidden), log_scale_max, **dict(net_args or {}))
+
+
+# the constructor's first arguments, which build_net passes by position from model.latent_dim,
+# model.hidden and model.log_scale_max; what follows them is the class's own (model.net_args)
+SHARED_ARGS = ("latent_dim", "hidden", "log_scale_max")
+
+
+def own_arguments(cls: type) -> tuple[dict[str, Any], bool]:
+    """The keyword arguments of network class ``cls``'s own (those after :data:`SHARED_ARGS`),
+    each with its default (``inspect.Parameter.empty``: none), and whether it takes any keyword
+    (``**kwargs``)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1 + len(SHARED_ARGS) :]
+    named = {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def unknown_arguments(cls: type, net_args: Mapping[str, Any]) -> list[str]:
+    """The names in ``net_args`` that ``cls`` does not take as arguments of its own (the shared
+    ones included: they come from their own keys)."""
+    named, any_keyword = own_arguments(cls)
+    return [k for k in net_args if k in SHARED_ARGS or (k not in named and not any_keyword)]
+
+
+def _plain(value: Any) -> Any:
+    # tuples (and OmegaConf's lists) as lists: a default (32, 64) and a recorded [32, 64] are the same setting
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def net_arguments(path: str, net_args: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The own arguments the network class ``path`` is built with: its defaults, overridden by
+    ``net_args``. Two runs whose ``model.net_args`` are written differently (one leaving a default
+    unset, a run recorded before the key existed) build the same network when these are equal."""
+    named, _ = own_arguments(net_class(path))
+    defaults = {k: v for k, v in named.items() if v is not inspect.Parameter.empty}
+    return _plain({**defaults, **dict(net_args or {})})
 
 
 def short_name(path: str) -> str:
