@@ -102,12 +102,14 @@ def changed_settings(recorded: dict[str, Any], current: dict[str, Any]) -> list[
         before = _select(recorded, key)
         before = _before_the_key(key) if before == "<absent>" else before
         now = _select(current, key)
-        if key == "model.net_args" and before != now and _select(recorded, "model.net") == _select(current, "model.net"):
-            # the same class: an argument left to its default and one set to that default are the same
-            from vaelab.vae.nets import net_arguments
+        if key == "model.net_args":
+            now = _before_the_key(key) if now == "<absent>" else now
+            net = _select(current, "model.net")
+            if before != now and net != "<absent>" and net == _select(recorded, "model.net"):
+                # the same class: an argument left to its default and one set to that default are the same
+                from vaelab.vae.nets import net_arguments
 
-            net = str(_select(current, "model.net"))
-            before, now = net_arguments(net, before), net_arguments(net, now)
+                before, now = net_arguments(str(net), before), net_arguments(str(net), now)
         changes += _differences(key, before, now)
     return changes
 
