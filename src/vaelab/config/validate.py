@@ -75,58 +75,22 @@ def _check_split_sizes(data: DictConfig, raw: Path) -> None:
 
 
 def _check_net(cfg: DictConfig) -> None:
-    """``model.net`` names a network class, and ``model.net_args`` holds plain values (a checkpoint
-    records them) that the class takes as arguments of its own (:mod:`vaelab.vae.nets`)."""
-    net = OmegaConf.select(cfg, "model.net")
+    """``model.net`` names a network class, and ``model.net_args`` are arguments of its own that it
+    takes (:func:`vaelab.vae.nets.check_net_args`: built once, before the run dir is made)."""
+    net, model = OmegaConf.select(cfg, "model.net"), cfg.get("model")
     if net is None:
         return
-    from vaelab.vae.nets import SHARED_ARGS, net_class, own_arguments, unknown_arguments
+    from vaelab.vae.nets import check_net_args, net_class
 
     try:
-        cls = net_class(str(net))
+        net_class(str(net))
     except ValueError as exc:
         raise UserError(f"model.net={net} is invalid: {exc}; name a GaussianVAE subclass by import path, e.g. model=vae_conv") from None
-    args = OmegaConf.to_container(OmegaConf.select(cfg, "model.net_args") or OmegaConf.create({}))
-    for name in unknown_arguments(cls, args):
-        if name in SHARED_ARGS:
-            raise UserError(f"model.net_args.{name} is set by model.{name}, not in model.net_args: remove it there and set model.{name}")
-        own = ", ".join(own_arguments(cls)[0])
-        takes = f"the arguments of its own are {own}" if own else "it takes no argument of its own"
-        raise UserError(f"model.net_args.{name} is not an argument of {net}: {takes}; remove it, or pick the model= it belongs to")
-    target = _first_target(args, "model.net_args")
-    if target:
-        raise UserError(
-            f"{target} is an object to build (_target_): a network's own arguments are plain values (numbers, strings, lists) that its "
-            "checkpoint records; pass a plain value and build the object in the class"
-        )
-    # built once here, as the module will build it, so that a value the class refuses (its own
-    # ValueError or TypeError, or torch's RuntimeError for a layer it cannot make, e.g. a negative
-    # width) is one line before the run dir is made; on the CPU (~30 ms for ConvVAE), with the
-    # random state kept, so the run's own initialisation is unchanged
-    import torch
-
-    from vaelab.vae.nets import build_net
-
-    model = cfg.model
-    with torch.random.fork_rng(devices=[]):
-        try:
-            build_net(str(net), int(model.latent_dim), list(model.hidden), float(model.log_scale_max), args)
-        except (ValueError, TypeError, RuntimeError) as exc:
-            shown = " ".join(f"model.net_args.{k}={v}" for k, v in args.items()) or "model.net_args={}"
-            raise UserError(f"{net} refuses {shown} (with model.hidden={list(model.hidden)}): {_first_line(exc)}") from None
-
-
-def _first_target(value: object, key: str) -> str | None:
-    """The key of the first node under ``value`` that holds a ``_target_`` (Hydra would build it)."""
-    if isinstance(value, dict):
-        if "_target_" in value:
-            return key
-        found = (_first_target(v, f"{key}.{k}") for k, v in value.items())
-    elif isinstance(value, list):
-        found = (_first_target(v, f"{key}.{i}") for i, v in enumerate(value))
-    else:
-        return None
-    return next((f for f in found if f), None)
+    args = OmegaConf.to_container(model.get("net_args") or OmegaConf.create({}))
+    try:
+        check_net_args(str(net), int(model.latent_dim), list(model.hidden), float(model.log_scale_max), args)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _check_steps_per_call(cfg: DictConfig) -> None:

@@ -2,7 +2,8 @@
 
 Encoder: image ``[batch, 784]`` -> ``[batch, 1, 28, 28]`` -> conv 4x4 stride 2 (1 -> 32 channels,
 14x14) -> conv 4x4 stride 2 (32 -> 64, 7x7) -> flatten (3136) -> the fully connected ``hidden``
-layers -> ``m`` and ``σ``. Decoder: the mirror image, ending in a transposed conv that gives one
+layers -> ``m`` and ``σ``. The channels are the class's own argument ``channels`` (default
+``(32, 64)``), set by ``model.net_args.channels`` (conf/model/vae_conv.yaml). Decoder: the mirror image, ending in a transposed conv that gives one
 logit per pixel, flattened back to ``[batch, 784]``. ReLU after every layer but the last of each.
 
 Inputs, outputs, eq. 2, the σ clamp and sampling are those of the MLP (:class:`GaussianVAE`), so
@@ -30,7 +31,8 @@ class ConvVAE(GaussianVAE):
             directly. The MLP's ``model.hidden`` overrides (experiment=paper, the Optuna search)
             thus set this width.
         log_scale_max: σ is clamped to ``[-log_scale_max, log_scale_max]``.
-        channels: conv channels, each layer halving the side (28 -> 14 -> 7): one or two layers.
+        channels: conv channels, each layer halving the side (28 -> 14 -> 7): one or two layers
+            (``model.net_args.channels``; a ``ValueError`` otherwise, which the config check shows).
     """
 
     def __init__(self, latent_dim: int, hidden: Sequence[int] = (256,), log_scale_max: float = 10.0, channels: Sequence[int] = (32, 64)):

@@ -88,7 +88,8 @@ class VAE(GaussianVAE):
     Args:
         latent_dim: size of the latent code ``c`` (the report studies 1 and 2).
         hidden: encoder hidden sizes, e.g. ``[400]`` (pytorch/examples) or ``[256, 128]``; the
-            decoder mirrors them.
+            decoder mirrors them; ``[]``: a linear encoder and decoder. The MLP takes no argument of
+            its own (``model.net_args`` stays ``{}``).
         log_scale_max: σ is clamped to ``[-log_scale_max, log_scale_max]`` so that ``exp(σ)`` and
             ``exp(2σ)`` stay finite in fp32 even if training diverges.
     """
