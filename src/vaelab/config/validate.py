@@ -93,14 +93,24 @@ def _check_net(cfg: DictConfig) -> None:
         raise UserError(str(exc)) from None
 
 
+# the package's LightningModules (conf/speed/) by import path: whether one training_step call takes a
+# list of batches (their takes_batch_lists; tests/test_speed.py checks the two agree). Named, not
+# imported: importing one imports Lightning (~8 s), which a refused command should not wait for
+TAKES_BATCH_LISTS = {"vaelab.training.fast_steps.FastVAEModule": True, "vaelab.training.module.VAEModule": False}
+
+
 def _check_steps_per_call(cfg: DictConfig) -> None:
-    """Several batches per call need a module that takes a list of batches (``takes_batch_lists``)."""
+    """Several batches per call need a module that takes a list of batches (``takes_batch_lists``):
+    the package's modules are known by name; another class (a user's module) is imported and asked."""
     target, per_call = OmegaConf.select(cfg, "model._target_"), OmegaConf.select(cfg, "data.steps_per_call")
     if target is None or per_call is None or int(per_call) <= 1:
         return
-    from hydra.utils import get_class
+    takes = TAKES_BATCH_LISTS.get(str(target))
+    if takes is None:
+        from hydra.utils import get_class
 
-    if not getattr(get_class(str(target)), "takes_batch_lists", False):
+        takes = getattr(get_class(str(target)), "takes_batch_lists", False)
+    if not takes:
         raise UserError(
             f"data.steps_per_call={per_call} needs the speed path's module (speed=fast); {target} takes one batch per call: set data.steps_per_call=1"
         )

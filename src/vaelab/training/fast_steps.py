@@ -49,10 +49,46 @@ class FastVAEModule(VAEModule):
         # Adam steps replayed by the graph: Lightning counts only the steps its optimizer wrapper
         # takes, so trainer.global_step misses these; saved in checkpoints
         self.graph_steps = 0
+        # What a captured CUDA graph reads and writes, so tensors updated in place (a graph replays
+        # on the addresses it captured): this epoch's KL warm-up weight (VAEModule.epoch_kl_weight as
+        # a tensor), and this epoch's training-loss sum on this rank: each batch's sum (float32)
+        # added into a float64 total, as VAEModule's torchmetrics mean adds them (the same train/loss
+        # to the bit: tests/test_speed.py). Not that MeanMetric: its update is Python-side state a
+        # graph cannot capture (and costs ~0.1 ms per step on the CPU)
+        self.register_buffer("_graph_kl_weight", torch.tensor(1.0), persistent=False)
+        self._graph_loss_sum: Tensor | None = None
+        # images in this epoch's sum (counted outside the graph); None: no step since it was reported
+        self._graph_loss_count: int | None = None
 
     @property
     def optimizer_steps(self) -> int:
+        """Adam steps taken so far in this run (what a non-finite loss's message names)."""
         return self.trainer.global_step + self.graph_steps
+
+    def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
+        self._graph_kl_weight.fill_(self.epoch_kl_weight)
+        if self._graph_loss_sum is None:
+            self._graph_loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._graph_loss_sum.zero_()
+        self._graph_loss_count = 0
+
+    def step_loss(self, x: Tensor, noise: Tensor, step: int | Tensor) -> Tensor:
+        """The mean training loss of one batch; adds its per-image values to the epoch's sum and
+        records ``step`` if the loss is not finite (no host sync: it also runs inside a CUDA graph)."""
+        losses = self.training_losses(x, noise, self._graph_kl_weight)
+        self._graph_loss_sum.add_(losses.detach().sum())
+        loss = losses.mean()
+        self.note_nonfinite(loss, step)
+        return loss
+
+    def _train_loss(self) -> dict[str, float]:
+        if self._graph_loss_count is None:
+            return {}
+        count = torch.tensor(float(self._graph_loss_count), dtype=torch.float64, device=self.device)
+        total = self.trainer.strategy.reduce(torch.stack([self._graph_loss_sum, count]), reduce_op="sum")
+        self._graph_loss_count = None
+        return {"train/loss": float(total[0] / total[1])} if total[1] > 0 else {}
 
     def _capturable(self) -> bool:
         """Whether steps may be captured in a CUDA graph: the setting, a CUDA device, a constant
@@ -68,12 +104,12 @@ class FastVAEModule(VAEModule):
         opt = self.optimizers()
         # the torch optimiser itself for the graph: Lightning's wrapper is Python-side
         if self._graphs_on() and self._graphs.run(batches, self.step_loss, opt.optimizer, self.vae.latent_dim, self._noise_gen, self.optimizer_steps):
-            self._train_count += len(batches) * batches[0][0].shape[0]
+            self._graph_loss_count += len(batches) * batches[0][0].shape[0]
             self.graph_steps += len(batches)
             return
         for x, _ in batches:
             loss = self.step_loss(x, self.draw_noise(x), self.optimizer_steps)
-            self._train_count += x.shape[0]
+            self._graph_loss_count += x.shape[0]
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             opt.step()

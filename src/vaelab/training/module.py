@@ -1,8 +1,10 @@
 """The LightningModule: training/validation/test steps, per-image metrics and the epoch history.
 
 It reads like Lightning's documentation: automatic optimisation, one batch per ``training_step``,
-metrics through ``self.log``. The speed path (several Adam steps per call, CUDA graphs) is the
-opt-in subclass :class:`vaelab.training.fast_steps.FastVAEModule`, with the same numbers.
+metrics through ``self.log``, sums through torchmetrics. The speed path (several Adam steps per
+call, CUDA graphs) is the subclass :class:`vaelab.training.fast_steps.FastVAEModule`, with the same
+numbers (``speed=fast``, the default; ``speed=plain`` runs this class): what it needs beyond this
+class (capturable tensors, its own loss sum, graph step counts) lives there.
 
 All logged numbers are per image, in nats (for ``recon=bce``): sums over pixels and latent
 coordinates, averaged over the images of the split, weighted by batch size (torchmetrics'
@@ -41,9 +43,16 @@ class TrainingDiverged(UserError):
     """The training loss became NaN or infinite; the run stops before writing another checkpoint."""
 
 
+def _mean() -> MeanMetric:
+    """An epoch mean of per-image values: float64 states, so the sum over an epoch's batches (and
+    ranks) does not drift. Under Lightning each update's batch is summed in the values' dtype
+    (float32: the metric's ``dtype`` reads float32 once the trainer has moved the module) and added
+    into the float64 total; FastVAEModule's own sum does the same, so both speeds agree to the bit."""
+    return MeanMetric(nan_strategy="disable").set_dtype(torch.float64)
+
+
 def _means(terms: tuple[str, ...]) -> nn.ModuleDict:
-    # float64 sums: the epoch mean does not depend on how images were split into batches or ranks
-    return nn.ModuleDict({t: MeanMetric(nan_strategy="disable").set_dtype(torch.float64) for t in terms})
+    return nn.ModuleDict({t: _mean() for t in terms})
 
 
 class VAEModule(pl.LightningModule):
@@ -104,21 +113,17 @@ class VAEModule(pl.LightningModule):
         self.vae = build_net(net, latent_dim, list(hidden), log_scale_max, net_args)
         self.val_means = _means(TERMS)
         self.test_means = _means(TERMS)
+        # this epoch's training loss per image on this rank (reduced over ranks when computed)
+        self.train_mean = _mean()
+        # the penalty's weight in this epoch's training loss (KL warm-up), set when the epoch starts
+        self.epoch_kl_weight = float(beta)
         # one row per finished epoch: {"epoch", "train/loss", "val/loss", ...}; saved in checkpoints
         self.history: list[dict[str, float]] = []
         self._noise_gen: torch.Generator | None = None
-        # first optimizer step whose loss was not finite (-1: none); checked without a per-step sync
-        self.register_buffer("_nonfinite_step", torch.tensor(-1, dtype=torch.long), persistent=False)
-        # this epoch's KL warm-up weight of the penalty in the training loss: a tensor, filled in
-        # place each epoch, so a captured CUDA graph reads the current value
-        self.register_buffer("_kl_weight", torch.tensor(1.0), persistent=False)
-        # this epoch's training-loss sum (float64) and image count on this rank. Not a torchmetrics
-        # object: its update must be capturable in a CUDA graph (FastVAEModule), which torchmetrics'
-        # Python-side update state is not, and costs ~0.1 ms per step on the CPU; it is summed over
-        # ranks with the strategy's reduce at the epoch end
-        self._train_sum: Tensor | None = None
-        self._train_count = 0
-        self._train_open = False
+        # the first step whose training loss was not finite (-1: none), kept on the device and read
+        # once per epoch (_stop_if_diverged): a check per step would wait for the GPU every step, and
+        # under DDP a rank that stopped alone would leave the others waiting in the gradient all-reduce
+        self.register_buffer("_first_nonfinite_step", torch.tensor(-1, dtype=torch.long), persistent=False)
 
     # ----------------------------------------------------------------- steps
     def terms(self, x: Tensor, noise: Tensor) -> LossTerms:
@@ -132,12 +137,8 @@ class VAEModule(pl.LightningModule):
         # training noise depends only on (seed, epoch, rank): resumed runs draw the same noise
         stream = 1000 + self.global_rank
         self._noise_gen = epoch_generator(self.hparams.seed, self.current_epoch, stream, self.device)
-        if self._train_sum is None:
-            self._train_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        self._train_sum.zero_()  # in place: a captured CUDA graph adds into this tensor
-        self._kl_weight.fill_(self.kl_weight(self.current_epoch + 1))
-        self._train_count = 0
-        self._train_open = True
+        self.epoch_kl_weight = self.kl_weight(self.current_epoch + 1)
+        self.train_mean.reset()  # an epoch without validation reports no training loss
 
     def kl_weight(self, epoch: int) -> float:
         """The weight of the penalty in the training loss of 1-based ``epoch``: ``beta``, ramped up
@@ -149,30 +150,29 @@ class VAEModule(pl.LightningModule):
         """Eq. 2's noise ``e`` for a training batch, from this epoch's stream."""
         return torch.randn(x.shape[0], self.vae.latent_dim, generator=self._noise_gen, device=x.device)
 
-    def step_loss(self, x: Tensor, noise: Tensor, step: int | Tensor) -> Tensor:
-        """The mean loss of one batch; adds its sum to the epoch total and records ``step`` if the
-        loss is not finite (no host sync, so it can also run inside a CUDA graph)."""
+    def training_losses(self, x: Tensor, noise: Tensor, kl_weight: float | Tensor) -> Tensor:
+        """The training loss of each image of ``x`` (``[b]``, nats): the objective with the penalty
+        weighed by ``kl_weight`` (this epoch's KL warm-up weight) when a warm-up is set."""
         terms = self.terms(x, noise)
-        per_image = terms.recon + self._kl_weight * terms.kl if self.hparams.get("kl_warmup_epochs") else terms.loss
-        self._train_sum.add_(per_image.detach().sum())
-        loss = per_image.mean()
-        fresh = (self._nonfinite_step < 0) & ~torch.isfinite(loss.detach())
-        self._nonfinite_step.copy_(torch.where(fresh, step, self._nonfinite_step))
-        return loss
+        return terms.recon + kl_weight * terms.kl if self.hparams.get("kl_warmup_epochs") else terms.loss
 
-    @property
-    def optimizer_steps(self) -> int:
-        """Adam steps taken so far in this run (what a non-finite loss's message names)."""
-        return self.trainer.global_step
+    def note_nonfinite(self, loss: Tensor, step: int | Tensor) -> None:
+        """Record ``step`` as the first whose ``loss`` was not finite, on the device, without waiting
+        for it (read once per epoch by :meth:`_stop_if_diverged`)."""
+        fresh = (self._first_nonfinite_step < 0) & ~torch.isfinite(loss.detach())
+        self._first_nonfinite_step.copy_(torch.where(fresh, step, self._first_nonfinite_step))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, _ = batch
-        self._train_count += x.shape[0]
-        return self.step_loss(x, self.draw_noise(x), self.global_step)
+        losses = self.training_losses(x, self.draw_noise(x), self.epoch_kl_weight)
+        self.train_mean.update(losses.detach())
+        loss = losses.mean()
+        self.note_nonfinite(loss, self.global_step)
+        return loss
 
     def _stop_if_diverged(self) -> None:
         """Raise before validation or checkpointing when a step's loss was NaN/inf (one sync per epoch)."""
-        step = int(self._nonfinite_step)
+        step = int(self._first_nonfinite_step)
         if step >= 0:
             found = [Path(c.dirpath) / "last.ckpt" for c in self.trainer.checkpoint_callbacks if getattr(c, "dirpath", None)]
             ckpt = next((str(p) for p in found if p.is_file()), "none written yet")
@@ -232,14 +232,13 @@ class VAEModule(pl.LightningModule):
             self.trainer.should_stop = True
 
     def _train_loss(self) -> dict[str, float]:
-        """This epoch's mean training loss per image over all ranks (empty before any step)."""
-        if not self._train_open:
+        """This epoch's mean training loss per image over all ranks (empty before any step, and
+        after it was reported once)."""
+        if not self.train_mean.update_called:
             return {}
-        self._train_open = False
-        count = torch.tensor(float(self._train_count), dtype=torch.float64, device=self.device)
-        total = self.trainer.strategy.reduce(torch.stack([self._train_sum, count]), reduce_op="sum")
-        self._train_count = 0
-        return {"train/loss": float(total[0] / total[1])} if total[1] > 0 else {}
+        value = float(self.train_mean.compute())  # torchmetrics sums over ranks
+        self.train_mean.reset()
+        return {"train/loss": value}
 
     def on_test_epoch_end(self) -> None:
         self._log_means(self.test_means, "test")
