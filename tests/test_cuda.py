@@ -18,8 +18,10 @@ def test_cuda_graph_matches_eager_and_counts_steps(tiny_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert run_result(tmp_path / "1") == run_result(tmp_path / "0")  # graph == eager
     for job in ("0", "1"):
-        ckpt = torch.load(Path(tmp_path / job / "checkpoints" / "last.ckpt"), map_location="cpu", weights_only=False)
-        assert ckpt["global_step"] == 3 * 10  # every Adam step counted, replayed ones included
+        ckpt = torch.load(Path(tmp_path / job / "checkpoints" / "last.ckpt"), map_location="cpu", weights_only=True)
+        # every Adam step counted: Lightning's global_step counts the steps its optimizer wrapper
+        # took, FastVAEModule's graph_steps (vaelab_graph_steps) the ones a graph replayed
+        assert ckpt["global_step"] + ckpt.get("vaelab_graph_steps", 0) == 3 * 10
 
 
 def test_with_a_schedule_the_speed_path_steps_eagerly_and_equals_the_plain_module(tiny_root, tmp_path):
