@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import wandb_reader
 from conftest import TINY, run_cli, train_in_process
@@ -92,6 +93,22 @@ def test_fast_dev_run_trains_one_batch_under_both_speeds(tiny_root, tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         losses.append([(r["train/loss"], r["val/loss"]) for r in json.loads((run / "metrics.json").read_text())["history"]])
     assert losses[0] == losses[1] and len(losses[0]) == 1
+
+
+def test_limit_train_batches_counts_batches_under_both_speeds(tiny_root, tmp_path):
+    # an int trainer.limit_train_batches trains that many batches an epoch under the default speed
+    # too (it takes one batch a call then: conf/speed/fast.yaml), with speed=plain's numbers
+    results = []
+    for speed in ("fast", "plain"):
+        run = tmp_path / speed
+        proc = train_in_process(
+            f"data.root={tiny_root}", *TINY, "+trainer.limit_train_batches=3", f"speed={speed}", "logger=none", f"hydra.run.dir={run}"
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        history = json.loads((run / "metrics.json").read_text())["history"]
+        results.append(([(r["train/loss"], r["val/loss"]) for r in history], ckpt["global_step"]))
+    assert results[0] == results[1] and results[0][1] == 2 * 3  # 2 epochs of 3 Adam steps
 
 
 def test_history_is_whole_when_the_best_epoch_is_not_the_last(tiny_root, tmp_path):

@@ -51,6 +51,17 @@ def gpus_per_node(accelerator: str, devices: object) -> int:
     return int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
 
 
+def steps_per_call(grouped: int, limit_train_batches: Any, fast_dev_run: Any) -> int:
+    """Training batches per ``training_step`` call under the speed path: ``grouped``, or 1 when the
+    run counts its training batches (``trainer.limit_train_batches`` an int, or ``fast_dev_run``).
+
+    Lightning counts one call as one batch, so with 8 batches a call, ``limit_train_batches=10``
+    would train 80; one batch a call keeps every limit a count of batches under both speeds, with
+    the same numbers (a short debugging run does not need the speed path's saving)."""
+    counts_batches = isinstance(limit_train_batches, int) and not isinstance(limit_train_batches, bool)
+    return 1 if counts_batches or fast_dev_run else int(grouped)
+
+
 def optuna_storage(sweep_dir: str) -> str:
     """``sqlite:///<sweep dir>/optuna.db``, the folder made first: Optuna opens the file before
     Hydra makes the sweep dir."""
@@ -61,11 +72,12 @@ def optuna_storage(sweep_dir: str) -> str:
 
 def register() -> None:
     """Register ``vaelab.repo_root``, ``vaelab.basename``, ``vaelab.job_threads``, ``vaelab.gpus_per_node``
-    ``vaelab.terminal`` (whether standard output is a terminal: a progress bar, else lines) and
-    ``vaelab.optuna_storage``."""
+    ``vaelab.terminal`` (whether standard output is a terminal: a progress bar, else lines),
+    ``vaelab.optuna_storage`` and ``vaelab.steps_per_call``."""
     OmegaConf.register_new_resolver("vaelab.repo_root", lambda: str(project_root()), replace=True)
     OmegaConf.register_new_resolver("vaelab.basename", lambda p: os.path.basename(os.path.normpath(str(p))), replace=True)
     OmegaConf.register_new_resolver("vaelab.job_threads", job_threads, replace=True)
     OmegaConf.register_new_resolver("vaelab.gpus_per_node", gpus_per_node, replace=True)
     OmegaConf.register_new_resolver("vaelab.terminal", lambda: sys.stdout.isatty(), replace=True)
     OmegaConf.register_new_resolver("vaelab.optuna_storage", optuna_storage, replace=True)
+    OmegaConf.register_new_resolver("vaelab.steps_per_call", steps_per_call, replace=True)

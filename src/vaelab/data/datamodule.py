@@ -141,9 +141,9 @@ class MNISTDataModule(pl.LightningDataModule):
             :class:`~vaelab.training.fast_steps.FastVAEModule` (one optimiser step per batch; same
             numbers as 1, less Lightning overhead per step); 1 for the plain module. Under DDP it
             is 1: DDP allows one backward per forward of the wrapped module. Lightning counts what
-            the loader yields, here a list, as one batch: ``trainer.limit_train_batches`` (an int)
-            and ``fast_dev_run`` count calls when this is above 1 (``debug=fast_dev_run`` sets 1).
-            Its public way to take several batches in one call, ``training_step(dataloader_iter)``,
+            the loader yields, here a list, as one batch, so a run that counts its batches
+            (``trainer.limit_train_batches`` an int, ``fast_dev_run``) gets 1 from the config
+            (``vaelab.config.resolvers.steps_per_call``) and every limit means batches. Its public way to take several batches in one call, ``training_step(dataloader_iter)``,
             would let the limits count batches, but Lightning still counts each call as one batch
             in its progress and logging step, no longer moves batches to the device, and keeps no
             batch index it can vouch for; this grouping keeps the loop Lightning's own. The logged
