@@ -39,6 +39,18 @@ def test_every_combination_composes(experiment, trainer, logger):
         assert cfg.trainer.accelerator == "cpu"
 
 
+def test_the_checkpoint_file_names_are_the_ones_the_run_dir_readers_look_for():
+    from fnmatch import fnmatch
+
+    from vaelab.runs.layout import BEST_CKPT_GLOB, CHECKPOINTS, LAST_CKPT
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose("train", overrides=["paths.output_dir=/run"])
+    best, last = cfg.callbacks.model_checkpoint, cfg.callbacks.last_checkpoint
+    assert fnmatch(best.filename.format(epoch=3) + ".ckpt", BEST_CKPT_GLOB) and last.filename + ".ckpt" == LAST_CKPT
+    assert best.dirpath == last.dirpath == f"/run/{CHECKPOINTS}"
+
+
 def test_experiment_paper_sets_the_report_setting():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=paper", "model.latent_dim=1"])

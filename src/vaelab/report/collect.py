@@ -11,7 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError, warn
-from vaelab.runs.layout import COMPLETED, EVAL, HYDRA_RECORD, METRICS, MULTIRUN_RECORD, RUN_INFO, STATUS, expected_jobs, read_json, task_overrides
+from vaelab.runs.layout import (
+    COMPLETED,
+    EVAL,
+    HYDRA_CONFIG,
+    HYDRA_RECORD,
+    HYDRA_SETTINGS,
+    METRICS,
+    MULTIRUN_RECORD,
+    RUN_INFO,
+    STATUS,
+    expected_jobs,
+    read_json,
+    task_overrides,
+)
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.nets import short_name
 
@@ -96,7 +109,7 @@ def _job_config(job_dir: Path) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     settings: dict[str, Any] = {}
-    path = job_dir / HYDRA_RECORD / "config.yaml"
+    path = job_dir / HYDRA_RECORD / HYDRA_CONFIG
     if path.is_file():
         try:
             settings = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
@@ -204,7 +217,7 @@ def search_objective(jobs: Sequence[Job]) -> Objective | None:
     from omegaconf import OmegaConf
 
     for job in jobs:
-        path = job.dir / HYDRA_RECORD / "hydra.yaml"
+        path = job.dir / HYDRA_RECORD / HYDRA_SETTINGS
         if not path.is_file():
             continue
         try:

@@ -16,7 +16,7 @@ from typing import Any
 from vaelab.errors import warn
 from vaelab.paths import CONF_DIR
 from vaelab.report.collect import Job
-from vaelab.runs.layout import HYDRA_RECORD
+from vaelab.runs.layout import HYDRA_RECORD, HYDRA_SETTINGS
 
 HEADING = "## Beside the published rows"
 
@@ -28,7 +28,7 @@ def experiment_references(jobs: Sequence[Job]) -> list[dict[str, Any]]:
 
     names = set()
     for job in jobs:
-        record = job.dir / HYDRA_RECORD / "hydra.yaml"
+        record = job.dir / HYDRA_RECORD / HYDRA_SETTINGS
         if job.ok and record.is_file():
             names.add(OmegaConf.select(OmegaConf.load(record), "hydra.runtime.choices.experiment"))
     names.discard(None)

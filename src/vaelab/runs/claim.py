@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from vaelab.errors import UserError
+from vaelab.runs import layout
 from vaelab.runs.layout import CHECKPOINTS, COMPLETED, HYDRA_RECORD, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, read_json
 
-LOCK = ".lock"
 # config keys that shape a run's numbers: resume=true refuses any change of them
 SHAPING_KEYS = (
     "seed",
@@ -136,11 +136,11 @@ def lock_run_dir(out_dir: Path) -> IO[str]:
     POSIX, the only systems vaelab runs on (Linux, SLURM clusters, macOS). The kernel drops the
     lock when its holder dies, SIGKILL included."""
     try:  # never through a link: the pid below would be written into its target
-        handle = os.fdopen(os.open(out_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o666), "a+")
+        handle = os.fdopen(os.open(out_dir / layout.LOCK, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o666), "a+")
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
-        raise _linked(out_dir / LOCK) from None
+        raise _linked(out_dir / layout.LOCK) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -162,7 +162,7 @@ def held_by(out_dir: Path) -> str | None:
     (no lock file, or its holder is gone: killed, SIGKILL included). Tells a job that still runs
     from one whose ``status.json`` says ``running`` only because its process died. Creates nothing."""
     try:
-        handle = open(out_dir / LOCK)
+        handle = open(out_dir / layout.LOCK)
     except FileNotFoundError:
         return None
     with handle:
@@ -220,7 +220,7 @@ def refuse_links(out_dir: Path) -> None:
             if os.path.islink(os.path.join(folder, name)):
                 raise _linked(Path(folder) / name)
         if Path(folder) == out_dir:
-            dirs[:] = [d for d in dirs if d != "wandb"]
+            dirs[:] = [d for d in dirs if d != layout.WANDB_DIR]
 
 
 def _linked(path: Path) -> UserError:
@@ -285,5 +285,6 @@ def write_hydra_record(out_dir: Path, cfg: Any) -> None:
     hydra_cfg = HydraConfig.get()
     folder = out_dir / HYDRA_RECORD
     folder.mkdir(parents=True, exist_ok=True)
-    for name, node in (("config.yaml", cfg), ("hydra.yaml", OmegaConf.create({"hydra": hydra_cfg})), ("overrides.yaml", hydra_cfg.overrides.task)):
+    hydra_node = OmegaConf.create({"hydra": hydra_cfg})
+    for name, node in ((layout.HYDRA_CONFIG, cfg), (layout.HYDRA_SETTINGS, hydra_node), (layout.HYDRA_OVERRIDES, hydra_cfg.overrides.task)):
         (folder / name).write_text(OmegaConf.to_yaml(node), encoding="utf-8")

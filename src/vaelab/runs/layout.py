@@ -43,11 +43,19 @@ SAMPLES = "samples"
 LATENTS = "latents_{split}.pt"
 SAMPLES_PNG = "samples.png"
 GRID_PNG = "latent_grid.png"
-# Hydra's record of a job's command (its output_subdir, which vaelab writes itself: see claim.py)
+# Hydra's record of a job's command (its output_subdir, which vaelab writes itself: see claim.py),
+# and its three files: the job's config, Hydra's own config, the command line's overrides
 HYDRA_RECORD = ".hydra"
+HYDRA_CONFIG, HYDRA_SETTINGS, HYDRA_OVERRIDES = "config.yaml", "hydra.yaml", "overrides.yaml"
 # Hydra's record of a multirun in its sweep dir: the first job's config and the command line
 MULTIRUN_RECORD = "multirun.yaml"
 LAST_CKPT = "last.ckpt"
+# the best checkpoints, best-epochNNN.ckpt (conf/callbacks/default.yaml's model_checkpoint.filename)
+BEST_CKPT_GLOB = "best-*.ckpt"
+# the run's W&B folder (W&B's own files, links included: vaelab does not look inside)
+WANDB_DIR = "wandb"
+# the run dir's lock file, held while a process works in the run dir (vaelab.runs.claim)
+LOCK = ".lock"
 
 # status.json "status" values; pruned: an Optuna pruner stopped the trial early (vaelab.runs.pruning)
 RUNNING, COMPLETED, FAILED, INTERRUPTED, PRUNED = "running", "completed", "failed", "interrupted", "pruned"

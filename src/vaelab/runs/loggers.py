@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from vaelab.errors import UserError
 from vaelab.runs import wandb_run
+from vaelab.runs.layout import WANDB_DIR
 
 
 def instantiate_logger(name: str, node: DictConfig, out_dir: Path) -> Any:
@@ -26,7 +27,7 @@ def instantiate_logger(name: str, node: DictConfig, out_dir: Path) -> Any:
     if str(node.get("_target_", "")).endswith("WandbLogger"):
         # W&B stages checkpoint artifacts (logger.wandb.log_model) under its data dir, by default
         # in the home folder: keep them with the run instead (docs/wandb.md)
-        os.environ.setdefault("WANDB_DATA_DIR", str(out_dir / "wandb"))
+        os.environ.setdefault("WANDB_DATA_DIR", str(out_dir / WANDB_DIR))
         extra = {"mode": wandb_run.resolve_mode(str(node.mode)), "id": wandb_run.run_id(out_dir)}
     try:
         logger = hydra.utils.instantiate(node, **extra)

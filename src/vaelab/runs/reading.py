@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaelab.errors import UserError, no_checkpoint
-from vaelab.runs.layout import CHECKPOINTS, METRICS, RUN_INFO, read_json
+from vaelab.runs.layout import BEST_CKPT_GLOB, CHECKPOINTS, METRICS, RUN_INFO, read_json
 
 if TYPE_CHECKING:  # torch and Lightning are imported when a checkpoint is read, not with this module
     from vaelab.training.checkpoint import Checkpoint
@@ -33,10 +33,10 @@ def best_checkpoint(run_dir: Path) -> Path:
     named = read_json(run_dir / METRICS).get("best_ckpt")
     if named and Path(named).is_file():
         return Path(named)
-    found = sorted((run_dir / CHECKPOINTS).glob("best-*.ckpt"))
+    found = sorted((run_dir / CHECKPOINTS).glob(BEST_CKPT_GLOB))
     if found:
         return found[-1]
-    raise UserError(f"{run_dir} holds no best checkpoint (checkpoints/best-*.ckpt): give the dir of a finished training run")
+    raise UserError(f"{run_dir} holds no best checkpoint ({CHECKPOINTS}/{BEST_CKPT_GLOB}): give the dir of a finished training run")
 
 
 def open_checkpoint(ckpt_path: str | Path | Checkpoint | None, key: str | None = "ckpt_path") -> Checkpoint:

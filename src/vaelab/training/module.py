@@ -174,8 +174,9 @@ class VAEModule(pl.LightningModule):
         """Raise before validation or checkpointing when a step's loss was NaN/inf (one sync per epoch)."""
         step = int(self._first_nonfinite_step)
         if step >= 0:
-            found = [Path(c.dirpath) / "last.ckpt" for c in self.trainer.checkpoint_callbacks if getattr(c, "dirpath", None)]
-            ckpt = next((str(p) for p in found if p.is_file()), "none written yet")
+            # the checkpoint callbacks' own record of the newest last.ckpt they wrote
+            found = [c.last_model_path for c in self.trainer.checkpoint_callbacks if getattr(c, "last_model_path", "")]
+            ckpt = next((p for p in found if Path(p).is_file()), "none written yet")
             raise TrainingDiverged(
                 f"training diverged: the loss was not finite at step {step} (epoch {self.current_epoch + 1}); stopped without "
                 f"saving the diverged weights. Last good checkpoint: {ckpt}. Lower model.lr or check the data"
