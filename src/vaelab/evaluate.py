@@ -25,8 +25,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.config import resolvers
-from vaelab.config.validate import check_output_dir, check_overrides, exit_with, is_multirun
+from vaelab.config.validate import check_output_dir, check_overrides
 from vaelab.errors import UserError, warn
+from vaelab.runs.job import end_with_error
 from vaelab.runs.layout import EVAL
 
 resolvers.register()
@@ -67,11 +68,8 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
     ckpt = checkpoint.path
 
     import torch
-    from tqdm import tqdm
 
-    from vaelab.data.datamodule import epoch_generator
     from vaelab.runs.provenance import provenance
-    from vaelab.vae.likelihood import importance_weighted
 
     run_dir = run_dir_of(ckpt)
     if cfg.data_from_run:
@@ -84,27 +82,7 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
     hp = module.hparams
     dm = hydra.utils.instantiate(cfg.data, on_device=False, _convert_="all")
     dm.setup()
-    x_all = dm.splits[cfg.split]
-    noise_all = dm.eval_noise(cfg.split, module.vae.latent_dim)
-    n = x_all.shape[0]
-    _check_chunk_memory(cfg, module.vae, min(int(cfg.batch_size), n), device)
-
-    gen = epoch_generator(int(cfg.seed), 0, stream=2000, device=device)
-    sums = {name: 0.0 for name in ("loss", "recon", "kl", "nelbo", "nelbo_k", "iw_nll")}
-    bar = tqdm(total=n, desc=f"IW NLL k={cfg.k}", unit="img", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-    with torch.no_grad():
-        for lo in range(0, n, int(cfg.batch_size)):
-            x = x_all[lo : lo + int(cfg.batch_size)].to(device)
-            noise = noise_all[lo : lo + int(cfg.batch_size)].to(device)
-            terms = module.terms(x, noise)  # the training objective's own terms
-            bounds = importance_weighted(module.vae, x, int(cfg.k), int(cfg.chunk), generator=gen)
-            for name in ("loss", "recon", "kl", "nelbo"):
-                sums[name] += float(getattr(terms, name).double().sum())
-            sums["nelbo_k"] += float(bounds.nelbo.sum())
-            sums["iw_nll"] += float(bounds.iw_nll.sum())
-            bar.update(x.shape[0])
-            bar.set_postfix(iw_nll=f"{sums['iw_nll'] / min(lo + x.shape[0], n):.3f}")
-    bar.close()
+    sums, n = _sums(cfg, module, dm, device)
 
     split = cfg.split
     result: dict[str, Any] = {f"{split}_{name}": total / n for name, total in sums.items()}
@@ -128,6 +106,41 @@ def evaluate(cfg: DictConfig, explicit: set[str] | None = None) -> dict[str, Any
     if not all(math.isfinite(result[f"{split}_{k}"]) for k in sums):
         warn(f"non-finite results for {ckpt}")
     return result
+
+
+def _sums(cfg: DictConfig, module: Any, dm: Any, device: Any) -> tuple[dict[str, float], int]:
+    """The split's per-image numbers summed over its images (float64), in batches of
+    ``cfg.batch_size``, and the number of images: the training objective's terms with the data
+    module's fixed evaluation noise, and the ``k``-draw bounds from one generator seeded by
+    ``cfg.seed``."""
+    import torch
+    from tqdm import tqdm
+
+    from vaelab.data.datamodule import epoch_generator
+    from vaelab.vae.likelihood import importance_weighted
+
+    x_all = dm.splits[cfg.split]
+    noise_all = dm.eval_noise(cfg.split, module.vae.latent_dim)
+    n = x_all.shape[0]
+    _check_chunk_memory(cfg, module.vae, min(int(cfg.batch_size), n), device)
+
+    gen = epoch_generator(int(cfg.seed), 0, stream=2000, device=device)
+    sums = {name: 0.0 for name in ("loss", "recon", "kl", "nelbo", "nelbo_k", "iw_nll")}
+    bar = tqdm(total=n, desc=f"IW NLL k={cfg.k}", unit="img", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+    with torch.no_grad():
+        for lo in range(0, n, int(cfg.batch_size)):
+            x = x_all[lo : lo + int(cfg.batch_size)].to(device)
+            noise = noise_all[lo : lo + int(cfg.batch_size)].to(device)
+            terms = module.terms(x, noise)  # the training objective's own terms
+            bounds = importance_weighted(module.vae, x, int(cfg.k), int(cfg.chunk), generator=gen)
+            for name in ("loss", "recon", "kl", "nelbo"):
+                sums[name] += float(getattr(terms, name).double().sum())
+            sums["nelbo_k"] += float(bounds.nelbo.sum())
+            sums["iw_nll"] += float(bounds.iw_nll.sum())
+            bar.update(x.shape[0])
+            bar.set_postfix(iw_nll=f"{sums['iw_nll'] / min(lo + x.shape[0], n):.3f}")
+    bar.close()
+    return sums, n
 
 
 def _check_chunk_memory(cfg: DictConfig, vae: Any, batch: int, device: Any) -> None:
@@ -217,15 +230,12 @@ def run(cfg: DictConfig) -> float | None:
     printed and the next checkpoint is evaluated)."""
     from vaelab.runs.layout import write_json
 
-    multirun = is_multirun()
     if cfg.get("out"):  # before the work: a result must not be lost to an unwritable path
         check_output_dir(str(cfg.out), "out")
     try:
         result = evaluate(cfg, _command_line_keys())
     except UserError as err:
-        if not multirun:
-            exit_with(err)
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        end_with_error(err)  # a single run exits with the error line; a multirun goes on to the next checkpoint
         return None
     out = _out_path(cfg, result)
     out.parent.mkdir(parents=True, exist_ok=True)
