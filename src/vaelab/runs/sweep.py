@@ -7,7 +7,6 @@ and makes the sweep exit non-zero.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import sys
@@ -21,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.errors import signal_exit_code
-from vaelab.runs.layout import COMPLETED, HYDRA_RECORD, METRICS, PRUNED, STATUS, read_json
+from vaelab.runs.layout import COMPLETED, HYDRA_RECORD, METRICS, PRUNED, STATUS, expected_jobs, read_json
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -133,7 +132,7 @@ class SweepSummary(Callback):
         bad = summarize_sweep(sweep_dir, config)
         folder = _scratch("refused")
         refused = len(list(folder.iterdir())) if folder is not None else 0
-        if refused and refused == expected_jobs(config) and getattr(self, "_record", None) is not None:
+        if refused and refused == job_count(config) and getattr(self, "_record", None) is not None:
             (sweep_dir / "multirun.yaml").write_bytes(self._record)  # nothing ran: the sweep's record stays its own
         _remove_scratch()
         if bad:
@@ -148,7 +147,7 @@ def summarize_sweep(sweep_dir: Path, config: DictConfig | None = None) -> list[s
     refused = {p.name: p.read_text().strip() for p in folder.iterdir()} if folder is not None else {}
     if config is None and (sweep_dir / "multirun.yaml").is_file():
         config = OmegaConf.load(sweep_dir / "multirun.yaml")
-    return print_summary(sweep_dir, refused, expected_jobs(config) if config is not None else None)
+    return print_summary(sweep_dir, refused, job_count(config) if config is not None else None)
 
 
 def record_refusal(job: str, message: str) -> None:
@@ -158,15 +157,11 @@ def record_refusal(job: str, message: str) -> None:
         (folder / str(job)).write_text(message + "\n")
 
 
-def expected_jobs(config: DictConfig) -> int | None:
-    """How many jobs the multirun's command line asked for (Hydra's basic sweeper: the product of
-    the sweeps' value counts); None for other sweepers (Optuna decides as it goes)."""
-    from vaelab.config.validate import override_choices
-
-    if not str(OmegaConf.select(config, "hydra.sweeper._target_", default="")).endswith("BasicSweeper"):
-        return None
-    task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-    return math.prod(len(c) for c in override_choices([str(t) for t in task]))
+def job_count(config: DictConfig) -> int | None:
+    """How many jobs the multirun's command line asked for (:func:`vaelab.runs.layout.expected_jobs`,
+    the one reading of it); None for other sweepers (Optuna decides as it goes)."""
+    jobs = expected_jobs(config)
+    return len(jobs) if jobs is not None else None
 
 
 def print_summary(sweep_dir: Path, refused: dict[str, str] | None = None, expected: int | None = None) -> list[str]:
