@@ -180,16 +180,14 @@ def _free_cpu_memory() -> int:
 
 def _log_wandb(cfg: DictConfig, result: dict[str, Any]) -> None:
     """Log the results to a W&B run of job type ``evaluate`` in the training run's group."""
-    from vaelab.runs.layout import METRICS, RUN_INFO, read_json
+    from vaelab.runs.layout import METRICS, read_json
+    from vaelab.runs.wandb_run import checkpoint_artifact, resolve_mode, use_artifacts, wandb_settings
 
     run_dir = Path(result["run_dir"])
-    train_cfg = read_json(run_dir / RUN_INFO).get("config", {})
-    train_wandb = (train_cfg.get("logger") or {}).get("wandb")
+    train_wandb = wandb_settings(run_dir)
     if not cfg.wandb.enabled or not train_wandb:
         return
     import wandb
-
-    from vaelab.runs.wandb_run import checkpoint_artifact, resolve_mode, use_artifacts
 
     metrics = read_json(run_dir / METRICS)
     split = result["split"]

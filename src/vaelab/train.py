@@ -22,6 +22,7 @@ from vaelab.runs import wandb_run
 from vaelab.runs.job import record_end, record_start, run_job, run_metrics
 from vaelab.runs.layout import CHECKPOINTS, LAST_CKPT, PRUNED, Metrics
 from vaelab.runs.loggers import instantiate_logger
+from vaelab.runs.preflight import read_for_model
 from vaelab.runs.pruning import search_pruning
 from vaelab.runs.reading import init_weights
 from vaelab.runs.signals import JobSignals
@@ -40,16 +41,13 @@ def train(cfg: DictConfig, resume: bool = False, signals: JobSignals | None = No
     a fresh history, its source recorded in ``run_info.json``."""
     from pytorch_lightning.callbacks import Timer
 
-    from vaelab.training.checkpoint import read_checkpoint
-
     start = time.perf_counter()
     out_dir = Path(cfg.paths.output_dir)
     _prepare_process(cfg)
     ckpt_path = str(out_dir / CHECKPOINTS / LAST_CKPT) if resume else None
-    shape = (cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.net))
     if ckpt_path:  # read safely and checked here; fit then restores it (weights_only, fitting.py)
-        read_checkpoint(ckpt_path, *shape, key=None)
-    source = read_checkpoint(cfg.ckpt_path, *shape) if cfg.get("ckpt_path") else None
+        read_for_model(cfg, ckpt_path, key=None)
+    source = read_for_model(cfg, str(cfg.ckpt_path)) if cfg.get("ckpt_path") else None
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = hydra.utils.instantiate(cfg.model, _convert_="all")

@@ -34,9 +34,17 @@ def check_job(cfg: DictConfig) -> None:
     check_metric_name("optimized_metric", cfg.get("optimized_metric"))
     source = cfg.get("ckpt_path")
     if source:
-        from vaelab.training.checkpoint import read_checkpoint
+        read_for_model(cfg, str(source))
 
-        read_checkpoint(str(source), cfg.model.latent_dim, list(cfg.model.hidden), str(cfg.model.net), cfg.model.get("net_args") or {})
+
+def read_for_model(cfg: DictConfig, path: str, key: str | None = "ckpt_path") -> Any:
+    """The checkpoint at ``path``, read once and safely, and checked against this run's model (its
+    latent dim, hidden sizes, network class and the class's own arguments): a
+    :class:`vaelab.training.checkpoint.Checkpoint`; ``key`` names the setting in an error."""
+    from vaelab.training.checkpoint import read_checkpoint
+
+    model = cfg.model
+    return read_checkpoint(path, model.latent_dim, list(model.hidden), str(model.net), model.get("net_args") or {}, key=key)
 
 
 def refusal(cfg: DictConfig) -> UserError | None:

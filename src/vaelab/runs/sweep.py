@@ -20,7 +20,18 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.errors import signal_exit_code
-from vaelab.runs.layout import COMPLETED, HYDRA_RECORD, METRICS, PRUNED, STATUS, expected_jobs, read_json
+from vaelab.runs.layout import (
+    COMPLETED,
+    HYDRA_OVERRIDES,
+    HYDRA_RECORD,
+    METRICS,
+    MULTIRUN_RECORD,
+    PRUNED,
+    STATUS,
+    WANDB_DIR,
+    expected_jobs,
+    read_json,
+)
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -124,7 +135,7 @@ class SweepSummary(Callback):
         (Path(os.environ[SCRATCH_ENV]) / "owner").write_text(f"{os.getpid()}\n")
         (Path(os.environ[SCRATCH_ENV]) / "refused").mkdir()
         # Hydra rewrites multirun.yaml before any job can refuse: kept to restore if every job does
-        record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        record = Path(str(config.hydra.sweep.dir)) / MULTIRUN_RECORD
         self._record = record.read_bytes() if record.is_file() else None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -133,7 +144,7 @@ class SweepSummary(Callback):
         folder = _scratch("refused")
         refused = len(list(folder.iterdir())) if folder is not None else 0
         if refused and refused == job_count(config) and getattr(self, "_record", None) is not None:
-            (sweep_dir / "multirun.yaml").write_bytes(self._record)  # nothing ran: the sweep's record stays its own
+            (sweep_dir / MULTIRUN_RECORD).write_bytes(self._record)  # nothing ran: the sweep's record stays its own
         _remove_scratch()
         if bad:
             sys.exit(1)
@@ -145,8 +156,8 @@ def summarize_sweep(sweep_dir: Path, config: DictConfig | None = None) -> list[s
     sweep stops."""
     folder = _scratch("refused")
     refused = {p.name: p.read_text().strip() for p in folder.iterdir()} if folder is not None else {}
-    if config is None and (sweep_dir / "multirun.yaml").is_file():
-        config = OmegaConf.load(sweep_dir / "multirun.yaml")
+    if config is None and (sweep_dir / MULTIRUN_RECORD).is_file():
+        config = OmegaConf.load(sweep_dir / MULTIRUN_RECORD)
     return print_summary(sweep_dir, refused, job_count(config) if config is not None else None)
 
 
@@ -203,8 +214,8 @@ def describe_job(job: Path, prefix: str = "") -> str:
     if state == PRUNED:
         prefix += f"PRUNED {status.get('reason', 'by the search pruner')}: "
     m = read_json(job / METRICS)
-    wandb_runs = sorted(str(p) for p in (job / "wandb").glob("*run-*") if p.is_dir())
-    overrides = job / HYDRA_RECORD / "overrides.yaml"
+    wandb_runs = sorted(str(p) for p in (job / WANDB_DIR).glob("*run-*") if p.is_dir())
+    overrides = job / HYDRA_RECORD / HYDRA_OVERRIDES
     # the job's own command-line values (an Optuna trial's parameters, a sweep's values)
     typed = " ".join(str(o) for o in (OmegaConf.load(overrides) if overrides.is_file() else []))
     return (

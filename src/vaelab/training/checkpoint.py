@@ -235,11 +235,12 @@ class RunDirRelocation(pl.Callback):
         return value
 
 
-def remove_stale_best(checkpoint_dir: Path, best: str | None) -> list[Path]:
-    """Delete ``best-*.ckpt`` files other than the run's best: a kill between writing a new best
-    and deleting the old one leaves the old one behind, which Lightning no longer tracks."""
+def remove_stale_best(checkpoint_dir: Path, best: str | None, pattern: str) -> list[Path]:
+    """Delete the files matching ``pattern`` (the best checkpoints' names, ``best-*.ckpt``) other
+    than the run's best: a kill between writing a new best and deleting the old one leaves the old
+    one behind, which Lightning no longer tracks."""
     keep = Path(best).resolve() if best else None
-    stale = [p for p in Path(checkpoint_dir).glob("best-*.ckpt") if p.resolve() != keep]
+    stale = [p for p in Path(checkpoint_dir).glob(pattern) if p.resolve() != keep]
     for p in stale:
         p.unlink()
     return stale

@@ -66,9 +66,13 @@ def fit(trainer: Any, module: Any, datamodule: Any, ckpt_path: str | None, clock
     history = list(module.history)
     reason = stop_reason(trainer, history)
     earlier_s = _earlier_sessions_s(clock)
-    ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if ckpt and trainer.is_global_zero:
-        remove_stale_best(checkpoints, ckpt)
+    best = trainer.checkpoint_callback
+    ckpt = best.best_model_path if best else ""
+    # the best checkpoints' names: the callback's filename up to its first field (best-*.ckpt);
+    # a name that starts with a field has no prefix of its own, and nothing is removed
+    prefix = str(best.filename or "").split("{")[0] if best else ""
+    if ckpt and prefix and trainer.is_global_zero:
+        remove_stale_best(checkpoints, ckpt, f"{prefix}*{best.FILE_EXTENSION}")
     return FitResult(signal=signal_name, history=history, stop_reason=reason, earlier_s=earlier_s, best_ckpt=ckpt)
 
 
