@@ -165,7 +165,11 @@ def test_a_model_yaml_composes_the_mlp_and_holds_only_what_differs(model):
 
 # ------------------------------------------------------------------------------------------ config
 def _compose(overrides: list[str]):
-    # threads=1: its default reads the Hydra launcher, which compose() without a run does not set
+    # threads=1: its default reads the Hydra launcher, which compose() without a run does not set;
+    # vaelab's resolvers (data.steps_per_call's) as an entry point registers them
+    from vaelab.config import resolvers
+
+    resolvers.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="train", overrides=[*overrides, "threads=1"])
 
