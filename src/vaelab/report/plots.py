@@ -144,7 +144,9 @@ def write_figures(jobs: Sequence[Job], out: Path, data_root: str | None) -> dict
 
     save(
         "val_loss_curves",
-        figures.loss_curves(_curves(jobs), "loss per epoch of every run: validation (solid), training (dashed); dot: minimal validation loss"),
+        figures.loss_curves(
+            _curves(jobs), "loss per epoch of every run: validation (strong line), training (light line); white dot: minimal validation loss"
+        ),
     )
 
     varying = row_settings(jobs)
