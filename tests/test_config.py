@@ -58,6 +58,24 @@ def test_experiment_paper_sets_the_report_setting():
     assert cfg.model.latent_dim == 1  # the command line wins over the experiment file
 
 
+def test_experiment_literature_halves_the_rate_on_a_plateau_and_a_user_can_drop_it():
+    """The literature recipe's schedule (conf/model/scheduler/plateau_long.yaml) is the config the
+    committed results/literature/ runs were given on the command line, and `model/scheduler=none`
+    (or another schedule) replaces it whole, leaving no plateau keys behind."""
+    spelled = ["model/scheduler=plateau", "model.scheduler.patience=20", "model.scheduler.min_lr=1e-5"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        recipe = compose(config_name="train", overrides=["experiment=literature"])
+        by_hand = compose(config_name="train", overrides=["experiment=literature", *spelled])
+        constant = compose(config_name="train", overrides=["experiment=literature", "model/scheduler=none"])
+        cosine = compose(config_name="train", overrides=["experiment=literature", "model/scheduler=cosine"])
+    sched = recipe.model.scheduler
+    assert (sched._target_, sched.mode, sched.factor, sched.patience, sched.min_lr) == ("torch.optim.lr_scheduler.ReduceLROnPlateau", "min", 0.5, 20, 1e-5)
+    assert sched.patience < recipe.callbacks.early_stopping.patience == 50  # reductions come before a stop
+    assert OmegaConf.to_container(recipe) == OmegaConf.to_container(by_hand)
+    assert constant.model.scheduler is None
+    assert set(cosine.model.scheduler) == {"_target_", "_partial_", "T_max", "eta_min"}
+
+
 def test_every_config_key_has_a_comment():
     """Config holds choices and explains them: each default is preceded by or carries a comment.
 
