@@ -69,7 +69,13 @@ def test_experiment_literature_halves_the_rate_on_a_plateau_and_a_user_can_drop_
         constant = compose(config_name="train", overrides=["experiment=literature", "model/scheduler=none"])
         cosine = compose(config_name="train", overrides=["experiment=literature", "model/scheduler=cosine"])
     sched = recipe.model.scheduler
-    assert (sched._target_, sched.mode, sched.factor, sched.patience, sched.min_lr) == ("torch.optim.lr_scheduler.ReduceLROnPlateau", "min", 0.5, 20, 1e-5)
+    assert (sched._target_, sched.mode, sched.factor, sched.patience, sched.min_lr) == (
+        "torch.optim.lr_scheduler.ReduceLROnPlateau",
+        "min",
+        0.5,
+        20,
+        1e-5,
+    )
     assert sched.patience < recipe.callbacks.early_stopping.patience == 50  # reductions come before a stop
     assert OmegaConf.to_container(recipe) == OmegaConf.to_container(by_hand)
     assert constant.model.scheduler is None

@@ -210,6 +210,24 @@ def test_no_jobs_is_a_one_line_error(tmp_path: Path) -> None:
     assert proc.stderr.strip().startswith("error: no jobs found in") and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_job_killed_outright_is_reported_as_killed_not_running(tmp_path: Path) -> None:
+    """SIGKILL leaves status.json at `running`; the report tells such a job from a live one by the
+    run dir's lock, which the kernel dropped with the process."""
+    from vaelab.report.collect import collect_jobs
+    from vaelab.runs.claim import lock_run_dir
+
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, "paper", 1, 0, tmp_path, {1: "unused.ckpt"})
+    for num in (1, 2):
+        (sweep / str(num)).mkdir()
+        (sweep / str(num) / "status.json").write_text(json.dumps({"status": "running"}))
+    with lock_run_dir(sweep / "2"):  # job 2's process is alive: it holds its run dir's lock
+        jobs = {job.name: job for job in collect_jobs([sweep])}
+    assert (jobs["0"].status, jobs["2"].status, jobs["2"].error) == ("completed", "running", "")
+    assert jobs["1"].status == "killed"
+    assert jobs["1"].error == "status.json says running but no process holds the run dir: resume=true continues it from its last.ckpt"
+
+
 def test_checkpoint_helper_roundtrip(tmp_path: Path) -> None:
     """The fake sweeps' checkpoints load like real ones (guards the fixture itself)."""
     from vaelab.runs.reading import load_module

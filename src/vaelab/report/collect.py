@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError, warn
+from vaelab.runs.claim import held_by
 from vaelab.runs.layout import (
     COMPLETED,
     EVAL,
@@ -20,6 +21,7 @@ from vaelab.runs.layout import (
     METRICS,
     MULTIRUN_RECORD,
     RUN_INFO,
+    RUNNING,
     STATUS,
     expected_jobs,
     read_json,
@@ -28,6 +30,9 @@ from vaelab.runs.layout import (
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.nets import short_name
 
+# the state the report gives a job whose status.json says running while no process holds its run dir
+KILLED = "killed"
+
 
 @dataclass
 class Job:
@@ -35,7 +40,7 @@ class Job:
 
     sweep: Path
     name: str  # the job's folder name (Hydra job number)
-    status: str  # completed | failed | running | not started | unknown
+    status: str  # completed | failed | interrupted | pruned | running | killed | not started | unknown
     error: str = ""
     kl: str | None = None
     latent_dim: int | None = None
@@ -266,6 +271,10 @@ def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
             state = status.get("status", COMPLETED if metrics else "unknown")
             evaluation = read_json(path / EVAL)
             why = status.get("error") or status.get("reason", "")  # a pruned trial's reason is no error
+            if state == RUNNING and held_by(path) is None:
+                # a process killed outright (SIGKILL, a lost node, OOM killer) cannot rewrite its
+                # status.json; only its run dir's lock, which the kernel drops, tells it from a live one
+                state, why = KILLED, "status.json says running but no process holds the run dir: resume=true continues it from its last.ckpt"
             jobs.append(Job(sweep, name, state, why, **_named(info), metrics=metrics, evaluation=evaluation, settings=settings))
         for num, overrides in enumerate(_expected_jobs(sweep)):
             if str(num) not in found:

@@ -5,7 +5,9 @@ tests) goes through these names and functions, so there is one definition of eac
 A run dir holds::
 
     run_info.json      resolved config + provenance (written at start)
-    status.json        running | completed | failed | interrupted | pruned (+ error, signal, reason)
+    status.json        running | completed | failed | interrupted | pruned (+ error, signal, reason);
+                       a process killed outright leaves running: vaelab.report calls it killed
+                       when no process holds the run dir's lock (.lock)
     metrics.json       a :class:`Metrics` record (written at the end, or on interruption)
     eval.json          vaelab.evaluate's numbers for the best checkpoint (optional)
     checkpoints/       best-epochNNN.ckpt (minimal val/loss) and last.ckpt (newest epoch)
