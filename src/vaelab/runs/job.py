@@ -83,9 +83,11 @@ def run_job(cfg: DictConfig, train: Train) -> float | None:
         taken = _claim(cfg, invalid)
         if taken is None:
             return None
-        outcome = {"failed": True}  # how the W&B run is finished
+        failed = True  # how the W&B run is finished: failed unless the job returns
         try:
-            return _run(cfg, train, signals, taken, invalid, outcome)
+            result = _run(cfg, train, signals, taken, invalid)
+            failed = False
+            return result
         except (RunInterrupted, KeyboardInterrupt, SystemExit) as exc:
             if isinstance(exc, SystemExit) and signals.received is None:
                 raise  # not a signal: e.g. Lightning's own exit on a DDP failure
@@ -97,7 +99,7 @@ def run_job(cfg: DictConfig, train: Train) -> float | None:
             _fail(cfg, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             end_with_error(exc)
         finally:
-            wandb_run.finish(outcome["failed"])
+            wandb_run.finish(failed)
             taken.release()
         return None
 
@@ -117,7 +119,7 @@ def _claim(cfg: DictConfig, invalid: UserError | None) -> Claim | None:
         return None
 
 
-def _run(cfg: DictConfig, train: Train, signals: JobSignals, taken: Claim, invalid: UserError | None, outcome: dict[str, bool]) -> float | None:
+def _run(cfg: DictConfig, train: Train, signals: JobSignals, taken: Claim, invalid: UserError | None) -> float | None:
     """The claimed job: keep a completed one, else train (afresh or resumed) and record its status."""
     out_dir = Path(cfg.paths.output_dir)
     if taken.action != "keep" and process_rank() == 0:
@@ -125,7 +127,6 @@ def _run(cfg: DictConfig, train: Train, signals: JobSignals, taken: Claim, inval
     if invalid is not None:
         raise invalid
     if taken.action == "keep":
-        outcome["failed"] = False
         kept = read_json(out_dir / METRICS)
         print(f"kept {out_dir}: completed before (val_loss_min {kept.get('val_loss_min')})", flush=True)
         return kept.get("val_loss_min")
@@ -135,7 +136,6 @@ def _run(cfg: DictConfig, train: Train, signals: JobSignals, taken: Claim, inval
         print_config_tree(cfg)
     _write_status(out_dir, {"status": RUNNING})
     metrics = train(cfg, taken.action == "resume", signals)
-    outcome["failed"] = False
     if metrics.stop_reason == PRUNED:  # a search's pruner stopped it: status.json says so, the sweeper tells the study
         return record_pruned(out_dir, metrics)
     _write_status(out_dir, {"status": COMPLETED})
