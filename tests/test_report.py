@@ -210,11 +210,12 @@ def test_no_jobs_is_a_one_line_error(tmp_path: Path) -> None:
     assert proc.stderr.strip().startswith("error: no jobs found in") and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_a_job_killed_outright_is_reported_as_killed_not_running(tmp_path: Path) -> None:
-    """SIGKILL leaves status.json at `running`; the report tells such a job from a live one by the
-    run dir's lock, which the kernel dropped with the process."""
+def test_a_job_killed_outright_is_reported_as_killed_not_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL leaves status.json at `running`; the report and the sweep summary tell such a job
+    from a live one by the run dir's lock, which the kernel dropped with the process."""
     from vaelab.report.collect import collect_jobs
-    from vaelab.runs.claim import lock_run_dir
+    from vaelab.runs.lock import lock_run_dir
+    from vaelab.runs.sweep import print_summary
 
     sweep = tmp_path / "sweep"
     _job(sweep, 0, "paper", 1, 0, tmp_path, {1: "unused.ckpt"})
@@ -223,9 +224,15 @@ def test_a_job_killed_outright_is_reported_as_killed_not_running(tmp_path: Path)
         (sweep / str(num) / "status.json").write_text(json.dumps({"status": "running"}))
     with lock_run_dir(sweep / "2"):  # job 2's process is alive: it holds its run dir's lock
         jobs = {job.name: job for job in collect_jobs([sweep])}
+        capsys.readouterr()
+        bad = print_summary(sweep)
+    why = "status.json says running but no process holds the run dir: resume=true continues it from its last.ckpt"
     assert (jobs["0"].status, jobs["2"].status, jobs["2"].error) == ("completed", "running", "")
-    assert jobs["1"].status == "killed"
-    assert jobs["1"].error == "status.json says running but no process holds the run dir: resume=true continues it from its last.ckpt"
+    assert (jobs["1"].status, jobs["1"].error) == ("killed", why)
+    out = capsys.readouterr().out
+    assert f"  1: KILLED {why}\n" in out and "  2: RUNNING\n" in out and "  1 completed, 1 killed, 1 running\n" in out
+    assert bad == ["1", "2"]
+    assert json.loads((sweep / "1" / "status.json").read_text()) == {"status": "running"}  # readers write nothing
 
 
 def test_checkpoint_helper_roundtrip(tmp_path: Path) -> None:

@@ -34,8 +34,8 @@ from typing import Any
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper as _PluginOptunaSweeper
 
 from vaelab.errors import UserError
-from vaelab.runs.claim import held_by
 from vaelab.runs.layout import COMPLETED, METRICS, PRUNED, STATUS, read_json
+from vaelab.runs.lock import held_by
 
 
 class OptunaSweeper(_PluginOptunaSweeper):

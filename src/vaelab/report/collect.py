@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import UserError, warn
-from vaelab.runs.claim import held_by
 from vaelab.runs.layout import (
     COMPLETED,
     EVAL,
@@ -21,17 +20,13 @@ from vaelab.runs.layout import (
     METRICS,
     MULTIRUN_RECORD,
     RUN_INFO,
-    RUNNING,
-    STATUS,
     expected_jobs,
     read_json,
     task_overrides,
 )
+from vaelab.runs.lock import job_status
 from vaelab.training.module import DEFAULT_NET
 from vaelab.vae.nets import short_name
-
-# the state the report gives a job whose status.json says running while no process holds its run dir
-KILLED = "killed"
 
 
 @dataclass
@@ -263,7 +258,7 @@ def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
             if p.is_dir() and (p / METRICS).is_file():
                 found.setdefault(p.name, p)
         for name, path in found.items():
-            status = read_json(path / STATUS)
+            status = job_status(path)  # a killed job's reads killed, not running
             metrics = read_json(path / METRICS)
             settings = _job_config(path)
             # metrics.json written before net/dataset were recorded: the job's config names them
@@ -271,10 +266,6 @@ def collect_jobs(sweeps: Sequence[Path]) -> list[Job]:
             state = status.get("status", COMPLETED if metrics else "unknown")
             evaluation = read_json(path / EVAL)
             why = status.get("error") or status.get("reason", "")  # a pruned trial's reason is no error
-            if state == RUNNING and held_by(path) is None:
-                # a process killed outright (SIGKILL, a lost node, OOM killer) cannot rewrite its
-                # status.json; only its run dir's lock, which the kernel drops, tells it from a live one
-                state, why = KILLED, "status.json says running but no process holds the run dir: resume=true continues it from its last.ckpt"
             jobs.append(Job(sweep, name, state, why, **_named(info), metrics=metrics, evaluation=evaluation, settings=settings))
         for num, overrides in enumerate(_expected_jobs(sweep)):
             if str(num) not in found:

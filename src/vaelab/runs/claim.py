@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import IO, Any
 from vaelab.errors import UserError
 from vaelab.runs import layout
 from vaelab.runs.layout import CHECKPOINTS, COMPLETED, HYDRA_RECORD, INTERRUPTED, LAST_CKPT, METRICS, RUN_INFO, RUNNING, STATUS, read_json
+from vaelab.runs.lock import linked, lock_run_dir
 
 # config keys that shape a run's numbers: resume=true refuses any change of them
 SHAPING_KEYS = (
@@ -127,52 +126,6 @@ class Claim:
             self.lock.close()
 
 
-def lock_run_dir(out_dir: Path) -> IO[str]:
-    """Take the run dir's lock or stop with one line naming the process that holds it.
-
-    Raw ``fcntl.flock`` rather than the ``filelock`` package, on purpose: the refusal names the
-    holder's pid, which the holder writes into the lock file, and ``filelock`` owns that file (it
-    may truncate it when another process tries the lock); ``filelock`` itself uses ``flock`` on
-    POSIX, the only systems vaelab runs on (Linux, SLURM clusters, macOS). The kernel drops the
-    lock when its holder dies, SIGKILL included."""
-    try:  # never through a link: the pid below would be written into its target
-        handle = os.fdopen(os.open(out_dir / layout.LOCK, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o666), "a+")
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        raise _linked(out_dir / layout.LOCK) from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise UserError(
-            f"{out_dir} is in use by another run (pid {holder}); nothing was written: wait for it to finish, or give this run another hydra.run.dir"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
-def held_by(out_dir: Path) -> str | None:
-    """The pid a live process holding ``out_dir``'s lock wrote, or None when no process holds it
-    (no lock file, or its holder is gone: killed, SIGKILL included). Tells a job that still runs
-    from one whose ``status.json`` says ``running`` only because its process died. Creates nothing."""
-    try:
-        handle = open(out_dir / layout.LOCK)
-    except FileNotFoundError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return handle.read().strip() or "unknown"
-        return None  # the lock is released when the handle closes
-
-
 def slurm_restart() -> int:
     """How many times SLURM has restarted this job (requeued after preemption, a time limit or
     ``scontrol requeue``); 0 outside SLURM and on a job's first run. SLURM keeps the job id, and
@@ -218,16 +171,9 @@ def refuse_links(out_dir: Path) -> None:
     for folder, dirs, files in os.walk(out_dir):
         for name in sorted(dirs + files):
             if os.path.islink(os.path.join(folder, name)):
-                raise _linked(Path(folder) / name)
+                raise linked(Path(folder) / name)
         if Path(folder) == out_dir:
             dirs[:] = [d for d in dirs if d != layout.WANDB_DIR]
-
-
-def _linked(path: Path) -> UserError:
-    return UserError(
-        f"{path} is a symbolic link (to {os.readlink(path)}): a run writes only inside its own run dir and would write through it; "
-        f"remove the link (copy the file in its place to keep it), or choose another run dir"
-    )
 
 
 def _decide(out_dir: Path, config: dict[str, Any], resume: bool, multirun: bool) -> str:

@@ -6,8 +6,8 @@ A run dir holds::
 
     run_info.json      resolved config + provenance (written at start)
     status.json        running | completed | failed | interrupted | pruned (+ error, signal, reason);
-                       a process killed outright leaves running: vaelab.report calls it killed
-                       when no process holds the run dir's lock (.lock)
+                       a process killed outright leaves running: readers call it killed
+                       when no process holds the run dir's lock (.lock; vaelab.runs.lock.job_status)
     metrics.json       a :class:`Metrics` record (written at the end, or on interruption)
     eval.json          vaelab.evaluate's numbers for the best checkpoint (optional)
     checkpoints/       best-epochNNN.ckpt (minimal val/loss) and last.ckpt (newest epoch)
@@ -56,11 +56,14 @@ LAST_CKPT = "last.ckpt"
 BEST_CKPT_GLOB = "best-*.ckpt"
 # the run's W&B folder (W&B's own files, links included: vaelab does not look inside)
 WANDB_DIR = "wandb"
-# the run dir's lock file, held while a process works in the run dir (vaelab.runs.claim)
+# the run dir's lock file, held while a process works in the run dir (vaelab.runs.lock)
 LOCK = ".lock"
 
 # status.json "status" values; pruned: an Optuna pruner stopped the trial early (vaelab.runs.pruning)
 RUNNING, COMPLETED, FAILED, INTERRUPTED, PRUNED = "running", "completed", "failed", "interrupted", "pruned"
+# not a status.json value: what readers (vaelab.runs.lock.job_status) call a job whose status.json
+# says running while no process holds its run dir's lock: its process was killed outright
+KILLED = "killed"
 # metrics.json "stop_reason" values (see vaelab.training.callbacks.stop_reason)
 STOP_REASONS = ("early_stopping", "max_epochs", "diverged", "interrupted", "pruned")
 

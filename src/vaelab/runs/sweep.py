@@ -32,6 +32,7 @@ from vaelab.runs.layout import (
     expected_jobs,
     read_json,
 )
+from vaelab.runs.lock import job_status
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -191,7 +192,7 @@ def print_summary(sweep_dir: Path, refused: dict[str, str] | None = None, expect
         elif name not in jobs:
             state, line = "not started", f"  {name}: NOT STARTED (re-run the sweep with resume=true to run it)"
         else:
-            state = read_json(jobs[name] / STATUS).get("status", "unknown")
+            state = job_status(jobs[name]).get("status", "unknown")
             line = describe_job(jobs[name], prefix=f"  {name}: ")
         counts[state] = counts.get(state, 0) + 1
         if state not in (COMPLETED, PRUNED):  # a pruned trial ended as its search meant it to
@@ -207,7 +208,7 @@ def describe_job(job: Path, prefix: str = "") -> str:
     """What became of one run: its settings, minimal val/loss with its epoch and stop reason, test
     loss, and where its metrics, best checkpoint and W&B run are. The end of every run prints it,
     and a multirun's summary prints it per job."""
-    status = read_json(job / STATUS)
+    status = job_status(job)
     state = status.get("status", "unknown")
     if state not in (COMPLETED, PRUNED) or not (job / METRICS).is_file():
         return f"{prefix}{state.upper()} {status.get('error', '')}".rstrip()
